@@ -1,0 +1,130 @@
+package broker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/musqratt/musqratt/broker/packet"
+	"github.com/musqratt/musqratt/broker/topic"
+)
+
+// Config holds the engine's protocol parameters and limits. The zero value of any field
+// means its default (see Defaults); Validate reports fields out of range.
+type Config struct {
+	GatewayID uint8 // GwId in ADVERTISE and GWINFO
+
+	// AdvertiseInterval is T_ADV: how often ADVERTISE is broadcast. The spec asks for
+	// at least 15 minutes. Negative disables ADVERTISE.
+	AdvertiseInterval time.Duration
+	// RetryInterval is T_RETRY: how long the broker waits for the acknowledgement of
+	// its own PUBLISH (QoS 1/2), PUBREL or REGISTER before resending it with DUP set.
+	RetryInterval time.Duration
+	// MaxRetries is N_RETRY: resends before the client is considered lost.
+	MaxRetries int
+
+	// Predefined maps pre-defined topic ids to topic names (configured on both sides).
+	Predefined map[uint16]string
+
+	MaxClients         int  // sessions (connected, asleep or persistent); CONNACK congestion beyond
+	MaxTopics          int  // distinct registered topic names; REGACK congestion beyond
+	MaxTopicsPerClient int  // registrations a client may hold; REGACK congestion beyond
+	MaxSubsPerClient   int  // subscriptions a client may hold; SUBACK congestion beyond
+	MaxQueuedPerClient int  // QoS 1/2 deliveries queued behind the one in flight; dropped and counted beyond
+	MaxSleepBuffer     int  // messages buffered for an asleep client; dropped and counted beyond
+	MaxQoS2Incoming    int  // QoS 2 PUBLISHes from one client awaiting PUBREL; PUBACK congestion beyond
+	MaxPayload         int  // PUBLISH payload octets; PUBACK congestion beyond
+	MaxRetained        int  // retained topics; a new retained topic beyond is not stored (counted)
+	MaxClientIDLen     int  // 23 in v1.2; CONNACK "not supported" beyond
+	InflightWindow     int  // QoS 1/2 PUBLISHes outstanding per client; 1 is the spec, more is an opt-in extension
+	RequireSameAddress bool // refuse a takeover or wake-up of a session from a different address
+
+	// OnEvent, if set, is called synchronously for connects, disconnects, takeovers,
+	// wills and limits hit, so the driver can log them. It must not call back into the
+	// Broker.
+	OnEvent func(Event)
+}
+
+// Defaults returns the configuration used for zero fields.
+func Defaults() Config {
+	return Config{
+		GatewayID:          1,
+		AdvertiseInterval:  15 * time.Minute,
+		RetryInterval:      10 * time.Second,
+		MaxRetries:         5,
+		MaxClients:         10000,
+		MaxTopics:          65000,
+		MaxTopicsPerClient: 1000,
+		MaxSubsPerClient:   1000,
+		MaxQueuedPerClient: 1000,
+		MaxSleepBuffer:     100,
+		MaxQoS2Incoming:    100,
+		MaxPayload:         packet.MaxLen - 7,
+		MaxRetained:        10000,
+		MaxClientIDLen:     packet.MaxClientIDLen,
+		InflightWindow:     1,
+	}
+}
+
+// withDefaults fills zero fields from Defaults.
+func (c Config) withDefaults() Config {
+	d := Defaults()
+	if c.GatewayID == 0 {
+		c.GatewayID = d.GatewayID
+	}
+	if c.AdvertiseInterval == 0 {
+		c.AdvertiseInterval = d.AdvertiseInterval
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = d.RetryInterval
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = d.MaxRetries
+	}
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&c.MaxClients, d.MaxClients)
+	setInt(&c.MaxTopics, d.MaxTopics)
+	setInt(&c.MaxTopicsPerClient, d.MaxTopicsPerClient)
+	setInt(&c.MaxSubsPerClient, d.MaxSubsPerClient)
+	setInt(&c.MaxQueuedPerClient, d.MaxQueuedPerClient)
+	setInt(&c.MaxSleepBuffer, d.MaxSleepBuffer)
+	setInt(&c.MaxQoS2Incoming, d.MaxQoS2Incoming)
+	setInt(&c.MaxPayload, d.MaxPayload)
+	setInt(&c.MaxRetained, d.MaxRetained)
+	setInt(&c.MaxClientIDLen, d.MaxClientIDLen)
+	setInt(&c.InflightWindow, d.InflightWindow)
+	return c
+}
+
+// Validate reports the first field out of range, naming it and its allowed range.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.AdvertiseInterval > 0 && c.AdvertiseInterval > 65535*time.Second:
+		return fmt.Errorf("advertise interval %v exceeds the 16-bit Duration field (max 18h12m15s)", c.AdvertiseInterval)
+	case c.RetryInterval < 0:
+		return fmt.Errorf("retry interval %v must be positive", c.RetryInterval)
+	case c.MaxRetries < 0:
+		return fmt.Errorf("max retries %d must be positive", c.MaxRetries)
+	case c.MaxTopics > 65534:
+		return fmt.Errorf("max topics %d exceeds the 65534 usable topic ids", c.MaxTopics)
+	case c.MaxClientIDLen > 65535:
+		return fmt.Errorf("max client id length %d is too large", c.MaxClientIDLen)
+	case c.MaxPayload > packet.MaxLen-7:
+		return fmt.Errorf("max payload %d exceeds what one MQTT-SN PUBLISH can carry (%d)", c.MaxPayload, packet.MaxLen-7)
+	case c.InflightWindow < 0 || c.InflightWindow > 1024:
+		return fmt.Errorf("inflight window %d must be 1..1024", c.InflightWindow)
+	}
+	for id, name := range c.Predefined {
+		if id == packet.TopicIDReserved0 || id == packet.TopicIDReservedMax {
+			return fmt.Errorf("pre-defined topic id %d is reserved (0x0000 and 0xFFFF are)", id)
+		}
+		if err := topic.ValidateName(name); err != nil {
+			return fmt.Errorf("pre-defined topic %d: %w", id, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,244 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/musqratt/musqratt/broker/packet"
+	"github.com/musqratt/musqratt/broker/topic"
+)
+
+// handleConnect: CONNECT (6.3), with the will exchange when the Will flag is set, clean
+// and persistent sessions (6.6), and takeover of a session from another address.
+func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datagram {
+	p := r.p
+	if p.ProtocolID != packet.ProtocolID || len(p.ClientID) == 0 || len(p.ClientID) > b.cfg.MaxClientIDLen {
+		return b.connack(out, &r.from, packet.NotSupported, r.mark)
+	}
+	s := b.byClientID[string(p.ClientID)]
+	if s == nil {
+		if b.live >= b.cfg.MaxClients {
+			b.limitHit(LimitClients, string(p.ClientID))
+			return b.connack(out, &r.from, packet.Congestion, r.mark)
+		}
+		s = b.newSession(string(p.ClientID))
+	} else if s.bound && s.peer.key() != r.from.key() {
+		if b.cfg.RequireSameAddress {
+			b.c.drops[DropDenied].Add(1)
+			return b.connack(out, &r.from, packet.NotSupported, r.mark)
+		}
+		b.c.takeovers.Add(1)
+		b.event(Event{Kind: EventTakeover, ClientID: s.clientID, State: s.state, Detail: r.from.addr.String()})
+	}
+	defer b.scheduleIfLive(s)
+	if cur != nil && cur != s {
+		// Another client id was connected from this address: that connection is gone
+		// without a DISCONNECT, so it is lost (and its will published).
+		out = b.lose(cur, r.now, out)
+	}
+	b.bind(s, r.from)
+	s.lastHeard = r.now
+	s.keepAlive = time.Duration(p.Duration) * time.Second
+	s.clean = p.Flags.CleanSession()
+	if s.clean {
+		b.wipe(s)
+	} else {
+		// A resumed session resends what was unacknowledged, with DUP.
+		b.requeueInflight(s)
+		s.reg = nil
+	}
+	b.setState(s, StateDisconnected)
+	if p.Flags.Will() {
+		s.phase = phaseWillTopic
+		s.pendingWill = will{}
+		s.phaseUntil = r.now.Add(b.cfg.RetryInterval * time.Duration(b.cfg.MaxRetries+1))
+		b.reply(packet.WILLTOPICREQ)
+		return b.emit(out, &s.peer, r.mark)
+	}
+	return b.completeConnect(s, r, out)
+}
+
+func (b *Broker) completeConnect(s *session, r *request, out []Datagram) []Datagram {
+	s.phase = phaseNone
+	b.setState(s, StateActive)
+	b.event(Event{Kind: EventConnect, ClientID: s.clientID, State: StateActive})
+	out = b.connack(out, &s.peer, packet.Accepted, r.mark)
+	return b.pump(s, r.now, out)
+}
+
+func (b *Broker) connack(out []Datagram, to *peer, rc packet.ReturnCode, mark uint64) []Datagram {
+	b.reply(packet.CONNACK).ReturnCode = rc
+	return b.emit(out, to, mark)
+}
+
+// handleWillTopic: WILLTOPIC during the will exchange. An empty WILLTOPIC means "no
+// will" and completes the CONNECT at once.
+func (b *Broker) handleWillTopic(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil || s.phase == phaseNone {
+		b.c.drops[DropBadState].Add(1)
+		return out
+	}
+	p := r.p
+	if len(p.WillTopic) == 0 {
+		s.will = will{}
+		return b.completeConnect(s, r, out)
+	}
+	if topic.ValidateName(string(p.WillTopic)) != nil {
+		s.phase = phaseNone
+		return b.connack(out, &s.peer, packet.NotSupported, r.mark)
+	}
+	s.pendingWill = will{set: true, topic: string(p.WillTopic), qos: p.Flags.QoS(), retain: p.Flags.Retain()}
+	// In phaseWillMsg this is a retransmission (our WILLMSGREQ was lost): ask again.
+	s.phase = phaseWillMsg
+	b.reply(packet.WILLMSGREQ)
+	return b.emit(out, &s.peer, r.mark)
+}
+
+func (b *Broker) handleWillMsg(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil || s.phase != phaseWillMsg {
+		if s != nil && s.connected() {
+			// A retransmitted WILLMSG after our CONNACK was lost: CONNACK again.
+			return b.connack(out, &s.peer, packet.Accepted, r.mark)
+		}
+		b.c.drops[DropBadState].Add(1)
+		return out
+	}
+	s.pendingWill.msg = append([]byte(nil), r.p.WillMsg...)
+	s.will = s.pendingWill
+	s.pendingWill = will{}
+	return b.completeConnect(s, r, out)
+}
+
+// handleWillTopicUpdate: WILLTOPICUPD (6.4); empty deletes the will.
+func (b *Broker) handleWillTopicUpdate(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil || !s.connected() {
+		return b.noSession(r, out)
+	}
+	p := r.p
+	rc := packet.Accepted
+	switch {
+	case len(p.WillTopic) == 0:
+		s.will = will{}
+	case topic.ValidateName(string(p.WillTopic)) != nil:
+		rc = packet.NotSupported
+	default:
+		s.will.set = true
+		s.will.topic = string(p.WillTopic)
+		s.will.qos, s.will.retain = p.Flags.QoS(), p.Flags.Retain()
+	}
+	b.reply(packet.WILLTOPICRESP).ReturnCode = rc
+	return b.emit(out, &s.peer, r.mark)
+}
+
+// handleWillMsgUpdate: WILLMSGUPD (6.4).
+func (b *Broker) handleWillMsgUpdate(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil || !s.connected() {
+		return b.noSession(r, out)
+	}
+	s.will.set = true
+	s.will.msg = append(s.will.msg[:0], r.p.WillMsg...)
+	b.reply(packet.WILLMSGRESP).ReturnCode = packet.Accepted
+	return b.emit(out, &s.peer, r.mark)
+}
+
+// handleDisconnect: without Duration the session ends normally (no will); with one the
+// client goes to sleep and its messages are buffered (6.14).
+func (b *Broker) handleDisconnect(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil {
+		b.c.drops[DropNoSession].Add(1)
+		b.reply(packet.DISCONNECT)
+		return b.emit(out, &r.from, r.mark)
+	}
+	p := r.p
+	if p.HasDuration && p.Duration > 0 && s.phase == phaseNone {
+		s.sleepFor = time.Duration(p.Duration) * time.Second
+		s.sleepUntil = r.now.Add(grace(s.sleepFor))
+		b.setState(s, StateAsleep)
+		b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateAsleep})
+		b.reply(packet.DISCONNECT)
+		return b.emit(out, &s.peer, r.mark)
+	}
+	b.reply(packet.DISCONNECT)
+	out = b.emit(out, &s.peer, r.mark)
+	b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateDisconnected})
+	if s.clean {
+		b.deleteSession(s)
+		return out
+	}
+	b.requeueInflight(s)
+	s.reg = nil
+	s.phase = phaseNone
+	b.unbind(s)
+	b.setState(s, StateDisconnected)
+	return out
+}
+
+// handlePingreq: keep-alive, and with a ClientId the wake-up of a sleeping client whose
+// buffered messages are then flushed before PINGRESP (6.14).
+func (b *Broker) handlePingreq(r *request, s *session, out []Datagram) []Datagram {
+	p := r.p
+	if len(p.ClientID) > 0 {
+		named := b.byClientID[string(p.ClientID)]
+		if named == nil {
+			return b.noSession(r, out)
+		}
+		if named.state == StateAsleep || named.state == StateAwake {
+			if named.bound && named.peer.key() != r.from.key() {
+				if b.cfg.RequireSameAddress {
+					b.c.drops[DropDenied].Add(1)
+					return out
+				}
+				if s != nil && s != named {
+					out = b.lose(s, r.now, out)
+				}
+			}
+			b.bind(named, r.from)
+			named.lastHeard = r.now
+			b.setState(named, StateAwake)
+			// Resend what was in flight when the client fell asleep, then the rest.
+			for i := range named.inflight {
+				out = b.retransmit(named, &named.inflight[i], r.now, out)
+			}
+			out = b.pump(named, r.now, out)
+			b.scheduleIfLive(named)
+			return out
+		}
+		s = named
+		if !s.bound || s.peer.key() != r.from.key() {
+			return b.noSession(r, out)
+		}
+	}
+	if s == nil || s.phase != phaseNone || (s.state != StateActive && s.state != StateAwake && s.state != StateAsleep) {
+		return b.noSession(r, out)
+	}
+	if s.state == StateAsleep {
+		// A sleeping client pinging without its ClientId: wake it all the same.
+		b.setState(s, StateAwake)
+		return b.pump(s, r.now, out)
+	}
+	b.reply(packet.PINGRESP)
+	return b.emit(out, &s.peer, r.mark)
+}
+
+// noSession answers a message that needs a session from a sender that has none with
+// DISCONNECT (2 octets, never larger than what provoked it), which tells a client that
+// survived a broker restart or its own loss to connect again.
+func (b *Broker) noSession(r *request, out []Datagram) []Datagram {
+	b.c.drops[DropNoSession].Add(1)
+	b.reply(packet.DISCONNECT)
+	return b.emit(out, &r.from, r.mark)
+}
+
+// handleSearchGW answers SEARCHGW with GWINFO, unicast to the searcher: a unicast
+// datagram never triggers a broadcast, so the broker cannot be used as an amplifier.
+func (b *Broker) handleSearchGW(r *request, out []Datagram) []Datagram {
+	b.reply(packet.GWINFO).GwID = b.cfg.GatewayID
+	return b.emit(out, &r.from, r.mark)
+}
+
+func (b *Broker) advertise(now time.Time, out []Datagram) []Datagram {
+	b.nextAdvertise = now.Add(b.cfg.AdvertiseInterval)
+	q := b.reply(packet.ADVERTISE)
+	q.GwID, q.Duration = b.cfg.GatewayID, uint16(b.cfg.AdvertiseInterval/time.Second)
+	b.c.broadcasts.Add(1)
+	return b.emit(out, &peer{}, 0)
+}

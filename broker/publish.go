@@ -1,0 +1,462 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/musqratt/musqratt/broker/packet"
+)
+
+// handlePublish: a client publishes (6.8, 6.12). Delivery happens on receipt, before the
+// acknowledgement is queued, so QoS 1 and 2 add no round trip to the subscriber's latency.
+func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagram {
+	p := r.p
+	qos := p.Flags.QoS()
+	if qos == packet.QoSMinus1 {
+		return b.publishQoSMinus1(r, out)
+	}
+	if s == nil || !s.connected() {
+		return b.noSession(r, out)
+	}
+	m := message{data: p.Data, qos: qos, retain: p.Flags.Retain(), mark: r.mark}
+	if rc := b.resolveIncoming(p, &m); rc != packet.Accepted {
+		return b.puback(out, s, p, rc, r.mark)
+	}
+	if len(p.Data) > b.cfg.MaxPayload {
+		b.limitHit(LimitPayload, s.clientID)
+		return b.puback(out, s, p, packet.Congestion, r.mark)
+	}
+	switch qos {
+	case packet.QoS0:
+		return b.publish(r.now, &m, false, out)
+	case packet.QoS1:
+		out = b.publish(r.now, &m, false, out)
+		return b.puback(out, s, p, packet.Accepted, r.mark)
+	}
+	// QoS 2: deliver on the first PUBLISH, remember its msg id until PUBREL so that
+	// a retransmitted PUBLISH (its PUBREC was lost) is acknowledged, not delivered again.
+	if _, dup := s.qos2In[p.MsgID]; !dup {
+		if len(s.qos2In) >= b.cfg.MaxQoS2Incoming {
+			b.limitHit(LimitQoS2Incoming, s.clientID)
+			return b.puback(out, s, p, packet.Congestion, r.mark)
+		}
+		if s.qos2In == nil {
+			s.qos2In = make(map[uint16]struct{})
+		}
+		s.qos2In[p.MsgID] = struct{}{}
+		out = b.publish(r.now, &m, false, out)
+	}
+	q := b.reply(packet.PUBREC)
+	q.MsgID = p.MsgID
+	return b.emit(out, &s.peer, r.mark)
+}
+
+// publishQoSMinus1: a PUBLISH from anyone, connected or not, on a pre-defined id or short
+// name (6.8). Nothing is ever sent back, so it cannot be used for reflection.
+func (b *Broker) publishQoSMinus1(r *request, out []Datagram) []Datagram {
+	p := r.p
+	m := message{data: p.Data, qos: packet.QoS0, retain: p.Flags.Retain(), mark: r.mark}
+	if p.Flags.TopicIDType() == packet.TopicNormal {
+		b.c.drops[DropQoSMinus1Normal].Add(1)
+		return out
+	}
+	if b.resolveIncoming(p, &m) != packet.Accepted || len(p.Data) > b.cfg.MaxPayload {
+		b.c.drops[DropBadState].Add(1)
+		return out
+	}
+	return b.publish(r.now, &m, false, out)
+}
+
+// resolveIncoming finds the topic name of an incoming PUBLISH.
+func (b *Broker) resolveIncoming(p *packet.Packet, m *message) packet.ReturnCode {
+	switch p.Flags.TopicIDType() {
+	case packet.TopicNormal:
+		name, ok := b.topics.name(p.TopicID)
+		if !ok {
+			return packet.InvalidTopicID
+		}
+		m.topic, m.topicID = name, p.TopicID
+	case packet.TopicPredefined:
+		name, ok := b.cfg.Predefined[p.TopicID]
+		if !ok {
+			return packet.InvalidTopicID
+		}
+		m.topic = name
+		m.topicID, _ = b.topics.lookup(name)
+	case packet.TopicShort:
+		m.topic = b.topics.shortName(p.TopicID)
+	default:
+		return packet.InvalidTopicID
+	}
+	return packet.Accepted
+}
+
+func (b *Broker) puback(out []Datagram, s *session, p *packet.Packet, rc packet.ReturnCode, mark uint64) []Datagram {
+	q := b.reply(packet.PUBACK)
+	q.TopicID, q.MsgID, q.ReturnCode = p.TopicID, p.MsgID, rc
+	return b.emit(out, &s.peer, mark)
+}
+
+// publish stores m if retained and fans it out to every matching subscription.
+// fromWill marks a will publication (for counters only).
+func (b *Broker) publish(now time.Time, m *message, fromWill bool, out []Datagram) []Datagram {
+	if !fromWill {
+		b.c.publishesIn.Add(1)
+	}
+	if !b.resolve(m) {
+		return out
+	}
+	if m.retain {
+		b.storeRetained(m)
+	}
+	// A live delivery to an existing subscription carries Retain=0 (MQTT 3.1.1 3.3.1.3).
+	retain := m.retain
+	m.retain = false
+	defer func() { m.retain = retain }()
+
+	b.matches = b.subs.MatchAppend(b.matches[:0], m.topic)
+	var shared *message // the owned copy, made once if any subscriber must queue
+	for _, e := range b.matches {
+		s := b.sessions[e.Sub]
+		q := m.qos
+		if packet.QoS(e.QoS) < q {
+			q = packet.QoS(e.QoS)
+		}
+		if q < 0 {
+			q = packet.QoS0
+		}
+		if s.connected() && len(s.queue) == 0 && b.canSendNow(s, m, q) {
+			out = b.sendPublish(s, m, q, now, out)
+			continue
+		}
+		if !b.mayQueue(s, q) {
+			continue
+		}
+		if shared == nil {
+			shared = m.owned()
+		}
+		out = b.enqueue(s, shared, q, now, out)
+	}
+	return out
+}
+
+// owned returns a copy of m that owns its payload, for queues.
+func (m *message) owned() *message {
+	c := *m
+	c.data = append([]byte(nil), m.data...)
+	c.own = true
+	return &c
+}
+
+// canSendNow reports whether m can go to s immediately: its topic id is known (or
+// needs none) and, for QoS 1/2, the inflight window has room.
+func (b *Broker) canSendNow(s *session, m *message, q packet.QoS) bool {
+	if m.idType == packet.TopicNormal {
+		if _, ok := s.known[m.topicID]; !ok {
+			return false
+		}
+	}
+	return q == packet.QoS0 || len(s.inflight) < b.cfg.InflightWindow
+}
+
+// mayQueue decides whether a delivery that cannot go now is kept: always for a
+// connected or asleep client, QoS 1/2 only for a persistent session whose client is
+// away.
+func (b *Broker) mayQueue(s *session, q packet.QoS) bool {
+	switch {
+	case s.connected(), s.state == StateAsleep:
+		return true
+	case !s.clean && q > packet.QoS0:
+		return true
+	}
+	return false
+}
+
+// enqueue adds a delivery to s's queue, within the configured bounds, then tries to
+// move the queue.
+func (b *Broker) enqueue(s *session, shared *message, q packet.QoS, now time.Time, out []Datagram) []Datagram {
+	if _, refused := s.refused[shared.topicID]; refused && shared.idType == packet.TopicNormal {
+		b.c.drops[DropRefusedTopic].Add(1)
+		return out
+	}
+	asleep := s.state == StateAsleep || s.state == StateAwake
+	if asleep && len(s.queue) >= b.cfg.MaxSleepBuffer {
+		b.c.drops[DropQueueFull].Add(1)
+		b.limitHit(LimitSleepBuffer, s.clientID)
+		return out
+	}
+	if len(s.queue) >= b.cfg.MaxQueuedPerClient {
+		b.c.drops[DropQueueFull].Add(1)
+		b.limitHit(LimitQueue, s.clientID)
+		return out
+	}
+	m := shared
+	if q != shared.qos || shared.retain {
+		c := *shared // per-subscriber QoS; the payload stays shared
+		c.qos = q
+		m = &c
+	}
+	if asleep {
+		m = b.sleepCopy(m)
+	}
+	s.queue = append(s.queue, m)
+	b.c.gauges.queued.Add(1)
+	return b.pump(s, now, out)
+}
+
+// sleepCopy marks m as held for a sleeper, copying the header so the flag is per queue.
+func (b *Broker) sleepCopy(m *message) *message {
+	c := *m
+	c.sleepBuffered = true
+	b.c.gauges.sleepBuffered.Add(1)
+	return &c
+}
+
+func (b *Broker) unqueued(m *message) {
+	b.c.gauges.queued.Add(-1)
+	if m.sleepBuffered {
+		b.c.gauges.sleepBuffered.Add(-1)
+	}
+}
+
+// pump sends what the session's queue allows: queued messages in order until a QoS 1/2
+// delivery finds the window full or a topic needs a REGISTER first. An awake client whose
+// queue is empty gets PINGRESP and goes back to sleep (6.14).
+func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
+	if !s.connected() {
+		return out
+	}
+	for len(s.queue) > 0 {
+		m := s.queue[0]
+		if m.idType == packet.TopicNormal {
+			if _, refused := s.refused[m.topicID]; refused {
+				b.popQueue(s)
+				b.c.drops[DropRefusedTopic].Add(1)
+				continue
+			}
+			if _, ok := s.known[m.topicID]; !ok {
+				if s.reg == nil {
+					out = b.sendRegister(s, m.topicID, 0, now, m.mark, out)
+				}
+				break
+			}
+		}
+		if m.qos > packet.QoS0 && len(s.inflight) >= b.cfg.InflightWindow {
+			break
+		}
+		b.popQueue(s)
+		out = b.sendPublish(s, m, m.qos, now, out)
+	}
+	if s.state == StateAwake && len(s.queue) == 0 && len(s.inflight) == 0 && s.reg == nil {
+		q := b.reply(packet.PINGRESP)
+		_ = q
+		out = b.emit(out, &s.peer, 0)
+		b.setState(s, StateAsleep)
+		s.sleepUntil = now.Add(grace(s.sleepFor))
+	}
+	return out
+}
+
+func (b *Broker) popQueue(s *session) {
+	m := s.queue[0]
+	b.unqueued(m)
+	copy(s.queue, s.queue[1:])
+	s.queue[len(s.queue)-1] = nil
+	s.queue = s.queue[:len(s.queue)-1]
+}
+
+// sendRegister sends REGISTER for topicID; msgID 0 starts a new registration, any other
+// value is a retransmission, which keeps its msg id and retry count.
+func (b *Broker) sendRegister(s *session, topicID, msgID uint16, now time.Time, mark uint64, out []Datagram) []Datagram {
+	name, _ := b.topics.name(topicID)
+	if msgID == 0 {
+		s.reg = &pendingRegister{msgID: s.newMsgID(), topicID: topicID}
+	}
+	s.reg.deadline = now.Add(b.cfg.RetryInterval)
+	q := b.reply(packet.REGISTER)
+	q.TopicID, q.MsgID = topicID, s.reg.msgID
+	q.TopicName = append(q.TopicName[:0], name...)
+	return b.emit(out, &s.peer, mark)
+}
+
+// sendPublish transmits m to s at QoS q; for QoS 1/2 the encoded datagram is kept in
+// the inflight slot (reusing its buffer) to be resent with DUP.
+func (b *Broker) sendPublish(s *session, m *message, q packet.QoS, now time.Time, out []Datagram) []Datagram {
+	p := b.reply(packet.PUBLISH)
+	flags := packet.Flags(0).WithQoS(q).WithTopicIDType(m.idType)
+	if m.retain {
+		flags |= packet.FlagRetain
+	}
+	if m.dup {
+		flags |= packet.FlagDUP
+	}
+	p.Flags, p.TopicID, p.Data = flags, m.wireID, m.data
+	awaiting := packet.PUBACK
+	if q > packet.QoS0 {
+		if m.dup && m.msgID != 0 {
+			p.MsgID = m.msgID
+			awaiting = m.awaiting
+		} else {
+			p.MsgID = s.newMsgID()
+			if q == packet.QoS2 {
+				awaiting = packet.PUBREC
+			}
+		}
+	}
+	if awaiting == packet.PUBCOMP {
+		// Resuming a QoS 2 delivery the client already received: only PUBREL is due.
+		out = b.sendPubrel(s, p.MsgID, m.mark, out)
+	} else {
+		out = b.emit(out, &s.peer, m.mark)
+	}
+	if !m.dup {
+		b.c.deliveries.Add(1)
+	}
+	if q == packet.QoS0 {
+		return out
+	}
+	var enc []byte
+	if awaiting != packet.PUBCOMP { // else only PUBREL is ever resent
+		enc = out[len(out)-1].B
+		enc = enc[len(enc)-packet.Len(p):] // the PUBLISH without any encapsulation
+	}
+	if len(s.inflight) < cap(s.inflight) {
+		s.inflight = s.inflight[:len(s.inflight)+1] // keeps the slot's buffer
+	} else {
+		s.inflight = append(s.inflight, inflight{})
+	}
+	in := &s.inflight[len(s.inflight)-1]
+	*in = inflight{
+		msgID:    p.MsgID,
+		qos:      q,
+		awaiting: awaiting,
+		buf:      append(in.buf[:0], enc...),
+		dupAt:    headerLen(len(enc)),
+		deadline: now.Add(b.cfg.RetryInterval),
+		mark:     m.mark,
+	}
+	if !s.clean {
+		// A persistent session must be able to requeue it if the client goes away.
+		if !m.own {
+			m = m.owned()
+		}
+		in.msg = m
+	}
+	p.Data = nil
+	b.c.gauges.inflight.Add(1)
+	return out
+}
+
+func headerLen(n int) int {
+	if n > 255 {
+		return 4
+	}
+	return 2
+}
+
+func (b *Broker) sendPubrel(s *session, msgID uint16, mark uint64, out []Datagram) []Datagram {
+	q := b.reply(packet.PUBREL)
+	q.MsgID = msgID
+	return b.emit(out, &s.peer, mark)
+}
+
+// findInflight returns the index of the inflight delivery with msgID, or -1.
+func findInflight(s *session, msgID uint16) int {
+	for i := range s.inflight {
+		if s.inflight[i].msgID == msgID {
+			return i
+		}
+	}
+	return -1
+}
+
+// completeInflight removes inflight entry i, keeping its buffer for reuse.
+func (b *Broker) completeInflight(s *session, i int) {
+	buf := s.inflight[i].buf
+	last := len(s.inflight) - 1
+	s.inflight[i] = s.inflight[last]
+	s.inflight[last] = inflight{buf: buf[:0]}
+	s.inflight = s.inflight[:last]
+	b.c.gauges.inflight.Add(-1)
+}
+
+func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil {
+		b.c.drops[DropNoSession].Add(1)
+		return out
+	}
+	p := r.p
+	i := findInflight(s, p.MsgID)
+	if i < 0 || s.inflight[i].awaiting == packet.PUBCOMP {
+		b.c.drops[DropUnknownMsgID].Add(1)
+		return out
+	}
+	switch p.ReturnCode {
+	case packet.Congestion:
+		// The client asks us to back off: resend after T_RETRY.
+		s.inflight[i].deadline = r.now.Add(b.cfg.RetryInterval)
+		return out
+	case packet.InvalidTopicID:
+		// The client lost the mapping (6.12): register again and resend, once.
+		in := s.inflight[i]
+		b.completeInflight(s, i)
+		if in.msg != nil && !in.msg.reRegistered && in.msg.idType == packet.TopicNormal {
+			delete(s.known, in.msg.topicID)
+			m := *in.msg
+			m.reRegistered, m.dup, m.msgID = true, false, 0
+			s.queue = append([]*message{&m}, s.queue...)
+			b.c.gauges.queued.Add(1)
+		}
+	default:
+		b.completeInflight(s, i)
+	}
+	return b.pump(s, r.now, out)
+}
+
+func (b *Broker) handlePubrec(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil {
+		b.c.drops[DropNoSession].Add(1)
+		return out
+	}
+	i := findInflight(s, r.p.MsgID)
+	if i < 0 || s.inflight[i].qos != packet.QoS2 {
+		b.c.drops[DropUnknownMsgID].Add(1)
+		return out
+	}
+	in := &s.inflight[i]
+	if in.awaiting == packet.PUBREC {
+		in.awaiting = packet.PUBCOMP
+		in.retries = 0
+		if in.msg != nil {
+			in.msg.awaiting = packet.PUBCOMP
+		}
+	}
+	// A duplicate PUBREC means our PUBREL was lost: send it again.
+	in.deadline = r.now.Add(b.cfg.RetryInterval)
+	return b.sendPubrel(s, in.msgID, in.mark, out)
+}
+
+func (b *Broker) handlePubcomp(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil {
+		b.c.drops[DropNoSession].Add(1)
+		return out
+	}
+	i := findInflight(s, r.p.MsgID)
+	if i < 0 || s.inflight[i].awaiting != packet.PUBCOMP {
+		b.c.drops[DropUnknownMsgID].Add(1)
+		return out
+	}
+	b.completeInflight(s, i)
+	return b.pump(s, r.now, out)
+}
+
+// handlePubrel: the publisher releases a QoS 2 message; PUBCOMP is always sent, also
+// for a PUBREL seen before (its PUBCOMP was lost).
+func (b *Broker) handlePubrel(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil {
+		return b.noSession(r, out)
+	}
+	delete(s.qos2In, r.p.MsgID)
+	q := b.reply(packet.PUBCOMP)
+	q.MsgID = r.p.MsgID
+	return b.emit(out, &s.peer, r.mark)
+}

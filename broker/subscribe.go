@@ -1,0 +1,170 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/musqratt/musqratt/broker/packet"
+	"github.com/musqratt/musqratt/broker/topic"
+)
+
+// handleSubscribe: SUBSCRIBE by topic name (wildcards allowed), pre-defined id or short
+// name (6.9). SUBACK carries the granted QoS and, for a plain topic name, its id
+// (0x0000 for wildcard filters); retained messages follow, REGISTERed first when the
+// client has no id for them.
+func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil || !s.connected() {
+		return b.noSession(r, out)
+	}
+	p := r.p
+	granted := p.Flags.QoS()
+	if granted < packet.QoS0 {
+		granted = packet.QoS0
+	}
+	var filter string
+	var id uint16
+	rc := packet.Accepted
+	switch p.Flags.TopicIDType() {
+	case packet.TopicNormal:
+		filter = string(p.TopicName)
+		switch {
+		case topic.ValidateFilter(filter) != nil:
+			rc = packet.InvalidTopicID
+		case topic.IsWildcard(filter):
+		default:
+			if pid, ok := b.predefByName[filter]; ok {
+				// Delivered by its pre-defined id; tell the client so.
+				id = pid
+				break
+			}
+			if topic.IsShortName(filter) {
+				id = topic.ShortID(filter)
+				break
+			}
+			var ok bool
+			if id, ok = b.register(filter); !ok {
+				b.limitHit(LimitTopics, s.clientID)
+				rc = packet.Congestion
+			}
+		}
+	case packet.TopicPredefined:
+		name, ok := b.cfg.Predefined[p.TopicID]
+		if !ok {
+			rc = packet.InvalidTopicID
+		}
+		filter, id = name, p.TopicID
+	case packet.TopicShort:
+		filter, id = b.topics.shortName(p.TopicID), p.TopicID
+	}
+	if rc == packet.Accepted {
+		if _, exists := s.filters[filter]; !exists && len(s.filters) >= b.cfg.MaxSubsPerClient {
+			b.limitHit(LimitSubsPerClient, s.clientID)
+			rc = packet.Congestion
+		}
+	}
+	if rc != packet.Accepted {
+		id, granted = 0, 0
+	}
+	q := b.reply(packet.SUBACK)
+	q.Flags = packet.Flags(0).WithQoS(granted)
+	q.TopicID, q.MsgID, q.ReturnCode = id, p.MsgID, rc
+	out = b.emit(out, &s.peer, r.mark)
+	if rc != packet.Accepted {
+		return out
+	}
+	if p.Flags.TopicIDType() == packet.TopicNormal && !topic.IsWildcard(filter) && id != 0 {
+		if _, predefined := b.predefByName[filter]; !predefined && !topic.IsShortName(filter) {
+			b.markKnown(s, id)
+		}
+	}
+	if s.filters == nil {
+		s.filters = make(map[string]uint8)
+	}
+	s.filters[filter] = uint8(granted)
+	if b.subs.Add(filter, s.sid, uint8(granted)) {
+		b.c.gauges.subscriptions.Add(1)
+	}
+	return b.sendRetained(s, filter, granted, r.now, out)
+}
+
+// sendRetained queues the retained messages matching filter for s (6.9, MQTT 3.3.1.3).
+func (b *Broker) sendRetained(s *session, filter string, granted packet.QoS, now time.Time, out []Datagram) []Datagram {
+	if len(b.retained) == 0 {
+		return out
+	}
+	if !topic.IsWildcard(filter) {
+		if rm, ok := b.retained[filter]; ok {
+			out = b.queueRetained(s, filter, rm, granted, now, out)
+		}
+		return out
+	}
+	for name, rm := range b.retained {
+		if topic.Match(filter, name) {
+			out = b.queueRetained(s, name, rm, granted, now, out)
+		}
+	}
+	return out
+}
+
+func (b *Broker) queueRetained(s *session, name string, rm *retainedMsg, granted packet.QoS, now time.Time, out []Datagram) []Datagram {
+	q := rm.qos
+	if granted < q {
+		q = granted
+	}
+	id, _ := b.topics.lookup(name)
+	m := &message{topic: name, topicID: id, data: rm.data, qos: q, retain: true, own: true}
+	if !b.resolve(m) {
+		return out
+	}
+	return b.enqueue(s, m, q, now, out)
+}
+
+// storeRetained keeps the last retained message per topic; an empty payload clears it.
+func (b *Broker) storeRetained(m *message) {
+	if len(m.data) == 0 {
+		if _, ok := b.retained[m.topic]; ok {
+			delete(b.retained, m.topic)
+			b.c.gauges.retained.Add(-1)
+		}
+		return
+	}
+	rm, ok := b.retained[m.topic]
+	if !ok {
+		if len(b.retained) >= b.cfg.MaxRetained {
+			b.c.drops[DropRetainedFull].Add(1)
+			b.limitHit(LimitRetained, "")
+			return
+		}
+		rm = &retainedMsg{}
+		b.retained[m.topic] = rm
+		b.c.gauges.retained.Add(1)
+	}
+	// A fresh slice: queued deliveries of the previous value may still share the old one.
+	rm.data = append([]byte(nil), m.data...)
+	rm.qos = m.qos
+}
+
+// handleUnsubscribe: UNSUBSCRIBE (6.9); UNSUBACK is sent whether or not the
+// subscription existed.
+func (b *Broker) handleUnsubscribe(r *request, s *session, out []Datagram) []Datagram {
+	if s == nil || !s.connected() {
+		return b.noSession(r, out)
+	}
+	p := r.p
+	var filter string
+	switch p.Flags.TopicIDType() {
+	case packet.TopicNormal:
+		filter = string(p.TopicName)
+	case packet.TopicPredefined:
+		filter = b.cfg.Predefined[p.TopicID]
+	case packet.TopicShort:
+		filter = b.topics.shortName(p.TopicID)
+	}
+	if _, ok := s.filters[filter]; ok {
+		delete(s.filters, filter)
+		if b.subs.Remove(filter, s.sid) {
+			b.c.gauges.subscriptions.Add(-1)
+		}
+	}
+	b.reply(packet.UNSUBACK).MsgID = p.MsgID
+	return b.emit(out, &s.peer, r.mark)
+}
