@@ -158,6 +158,10 @@ func (b *Broker) Deadline() time.Time {
 	var d time.Time
 	if b.cfg.AdvertiseInterval > 0 {
 		d = b.nextAdvertise
+		if d.IsZero() {
+			// Not advertised yet: the first ADVERTISE is due at once.
+			d = time.Unix(0, 1)
+		}
 	}
 	if len(b.timers) > 0 && (d.IsZero() || b.timers[0].due.Before(d)) {
 		d = b.timers[0].due

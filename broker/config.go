@@ -42,7 +42,35 @@ type Config struct {
 	// wills and limits hit, so the driver can log them. It must not call back into the
 	// Broker.
 	OnEvent func(Event)
+
+	// OnPublish, if set, is called synchronously for every message accepted for
+	// publication (from clients, wills and Inject), with origin saying where it came
+	// from. The slices are only valid during the call. A bridge uses it to forward
+	// messages upstream; it must not block and must not call back into the Broker.
+	OnPublish func(topic string, payload []byte, qos int8, retain bool, origin Origin)
+
+	// Trace, if set, is called as a PUBLISH passes each stage inside the engine, so the
+	// driver can stamp it with its clock: the core itself reads no clock.
+	Trace func(Stage)
 }
+
+// Origin says where a publication came from.
+type Origin uint8
+
+const (
+	OriginClient Origin = iota // an MQTT-SN client's PUBLISH
+	OriginWill                 // a will published for a lost client
+	OriginLocal                // Inject: the driver ($SYS) or a bridge
+)
+
+// Stage is a point on a PUBLISH's way through the engine.
+type Stage uint8
+
+const (
+	StageDecoded Stage = iota // the datagram decoded as a PUBLISH
+	StageMatched              // subscribers matched
+	StageQueued               // the first delivery (or acknowledgement) encoded
+)
 
 // Defaults returns the configuration used for zero fields.
 func Defaults() Config {

@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"fmt"
+
+	"github.com/musqratt/musqratt/broker/topic"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/packet"
@@ -25,11 +28,14 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 		b.limitHit(LimitPayload, s.clientID)
 		return b.puback(out, s, p, packet.Congestion, r.mark)
 	}
+	if b.cfg.Trace != nil {
+		b.cfg.Trace(StageDecoded)
+	}
 	switch qos {
 	case packet.QoS0:
-		return b.publish(r.now, &m, false, out)
+		return b.publish(r.now, &m, OriginClient, out)
 	case packet.QoS1:
-		out = b.publish(r.now, &m, false, out)
+		out = b.publish(r.now, &m, OriginClient, out)
 		return b.puback(out, s, p, packet.Accepted, r.mark)
 	}
 	// QoS 2: deliver on the first PUBLISH, remember its msg id until PUBREL so that
@@ -43,7 +49,7 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 			s.qos2In = make(map[uint16]struct{})
 		}
 		s.qos2In[p.MsgID] = struct{}{}
-		out = b.publish(r.now, &m, false, out)
+		out = b.publish(r.now, &m, OriginClient, out)
 	}
 	q := b.reply(packet.PUBREC)
 	q.MsgID = p.MsgID
@@ -63,7 +69,7 @@ func (b *Broker) publishQoSMinus1(r *request, out []Datagram) []Datagram {
 		b.c.drops[DropBadState].Add(1)
 		return out
 	}
-	return b.publish(r.now, &m, false, out)
+	return b.publish(r.now, &m, OriginClient, out)
 }
 
 // resolveIncoming finds the topic name of an incoming PUBLISH.
@@ -97,13 +103,16 @@ func (b *Broker) puback(out []Datagram, s *session, p *packet.Packet, rc packet.
 }
 
 // publish stores m if retained and fans it out to every matching subscription.
-// fromWill marks a will publication (for counters only).
-func (b *Broker) publish(now time.Time, m *message, fromWill bool, out []Datagram) []Datagram {
-	if !fromWill {
+// origin says who published it (for counters and OnPublish).
+func (b *Broker) publish(now time.Time, m *message, origin Origin, out []Datagram) []Datagram {
+	if origin == OriginClient {
 		b.c.publishesIn.Add(1)
 	}
 	if !b.resolve(m) {
 		return out
+	}
+	if b.cfg.OnPublish != nil {
+		b.cfg.OnPublish(m.topic, m.data, int8(m.qos), m.retain, origin)
 	}
 	if m.retain {
 		b.storeRetained(m)
@@ -114,6 +123,15 @@ func (b *Broker) publish(now time.Time, m *message, fromWill bool, out []Datagra
 	defer func() { m.retain = retain }()
 
 	b.matches = b.subs.MatchAppend(b.matches[:0], m.topic)
+	if b.cfg.Trace != nil {
+		b.cfg.Trace(StageMatched)
+	}
+	first := len(out)
+	defer func() {
+		if b.cfg.Trace != nil && len(out) > first {
+			b.cfg.Trace(StageQueued)
+		}
+	}()
 	var shared *message // the owned copy, made once if any subscriber must queue
 	for _, e := range b.matches {
 		s := b.sessions[e.Sub]
@@ -252,6 +270,7 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 		out = b.emit(out, &s.peer, 0)
 		b.setState(s, StateAsleep)
 		s.sleepUntil = now.Add(grace(s.sleepFor))
+		b.schedule(s)
 	}
 	return out
 }
@@ -272,6 +291,7 @@ func (b *Broker) sendRegister(s *session, topicID, msgID uint16, now time.Time, 
 		s.reg = &pendingRegister{msgID: s.newMsgID(), topicID: topicID}
 	}
 	s.reg.deadline = now.Add(b.cfg.RetryInterval)
+	b.schedule(s)
 	q := b.reply(packet.REGISTER)
 	q.TopicID, q.MsgID = topicID, s.reg.msgID
 	q.TopicName = append(q.TopicName[:0], name...)
@@ -343,6 +363,7 @@ func (b *Broker) sendPublish(s *session, m *message, q packet.QoS, now time.Time
 	}
 	p.Data = nil
 	b.c.gauges.inflight.Add(1)
+	b.schedule(s) // the retransmission timer may be earlier than anything scheduled
 	return out
 }
 
@@ -459,4 +480,21 @@ func (b *Broker) handlePubrel(r *request, s *session, out []Datagram) []Datagram
 	q := b.reply(packet.PUBCOMP)
 	q.MsgID = r.p.MsgID
 	return b.emit(out, &s.peer, r.mark)
+}
+
+// Inject publishes a message that did not come from an MQTT-SN client — `$SYS` topics
+// from the driver, or messages a bridge received upstream — to the local subscribers,
+// exactly as a client's PUBLISH would be. It returns an error for an invalid topic name
+// or QoS; the payload is copied where it must outlive the call.
+func (b *Broker) Inject(now time.Time, topicName string, payload []byte, qos int8, retain bool, out []Datagram) ([]Datagram, error) {
+	if err := topic.ValidateName(topicName); err != nil {
+		return out, err
+	}
+	if qos < 0 || qos > 2 {
+		return out, fmt.Errorf("broker: inject %q: QoS %d must be 0, 1 or 2", topicName, qos)
+	}
+	b.arena = b.arena[:0]
+	id, _ := b.topics.lookup(topicName)
+	m := message{topic: topicName, topicID: id, data: payload, qos: packet.QoS(qos), retain: retain}
+	return b.publish(now, &m, OriginLocal, out), nil
 }

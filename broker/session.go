@@ -229,7 +229,7 @@ func (b *Broker) publishWill(s *session, now time.Time, out []Datagram) []Datagr
 	b.c.willsPublished.Add(1)
 	b.event(Event{Kind: EventWill, ClientID: s.clientID, Detail: w.topic})
 	id, _ := b.topics.lookup(w.topic)
-	return b.publish(now, &message{topic: w.topic, topicID: id, data: w.msg, qos: w.qos, retain: w.retain}, true, out)
+	return b.publish(now, &message{topic: w.topic, topicID: id, data: w.msg, qos: w.qos, retain: w.retain}, OriginWill, out)
 }
 
 // schedule puts s in the timer heap at its next due time. The heap is lazy: a session
