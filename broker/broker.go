@@ -33,6 +33,12 @@ type Broker struct {
 	outPkt  packet.Packet // the packet being encoded
 	arena   []byte        // encoded output; datagrams alias it until the next call
 	matches []topic.Entry
+
+	// Persistence (persist.go).
+	journal   []byte
+	scratch   []byte
+	dirtyList []*session
+	nextSeq   uint64
 }
 
 // New returns a broker with cfg (zero fields take their defaults). It returns an error

@@ -38,6 +38,9 @@ type Config struct {
 	InflightWindow     int  // QoS 1/2 PUBLISHes outstanding per client; 1 is the spec, more is an opt-in extension
 	RequireSameAddress bool // refuse a takeover or wake-up of a session from a different address
 
+	// Persist makes the engine journal durable state changes (see TakeJournal).
+	Persist bool
+
 	// OnEvent, if set, is called synchronously for connects, disconnects, takeovers,
 	// wills and limits hit, so the driver can log them. It must not call back into the
 	// Broker.

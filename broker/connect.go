@@ -41,6 +41,7 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 	s.clean = p.Flags.CleanSession()
 	if s.clean {
 		b.wipe(s)
+		b.journalSessionDel(s)
 	} else {
 		// A resumed session resends what was unacknowledged, with DUP.
 		b.requeueInflight(s)
@@ -60,6 +61,7 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 func (b *Broker) completeConnect(s *session, r *request, out []Datagram) []Datagram {
 	s.phase = phaseNone
 	b.setState(s, StateActive)
+	b.dirty(s)
 	b.event(Event{Kind: EventConnect, ClientID: s.clientID, State: StateActive})
 	out = b.connack(out, &s.peer, packet.Accepted, r.mark)
 	return b.pump(s, r.now, out)
@@ -125,6 +127,7 @@ func (b *Broker) handleWillTopicUpdate(r *request, s *session, out []Datagram) [
 		s.will.topic = string(p.WillTopic)
 		s.will.qos, s.will.retain = p.Flags.QoS(), p.Flags.Retain()
 	}
+	b.dirty(s)
 	b.reply(packet.WILLTOPICRESP).ReturnCode = rc
 	return b.emit(out, &s.peer, r.mark)
 }
@@ -136,6 +139,7 @@ func (b *Broker) handleWillMsgUpdate(r *request, s *session, out []Datagram) []D
 	}
 	s.will.set = true
 	s.will.msg = append(s.will.msg[:0], r.p.WillMsg...)
+	b.dirty(s)
 	b.reply(packet.WILLMSGRESP).ReturnCode = packet.Accepted
 	return b.emit(out, &s.peer, r.mark)
 }
@@ -153,6 +157,7 @@ func (b *Broker) handleDisconnect(r *request, s *session, out []Datagram) []Data
 		s.sleepFor = time.Duration(p.Duration) * time.Second
 		s.sleepUntil = r.now.Add(grace(s.sleepFor))
 		b.setState(s, StateAsleep)
+		b.dirty(s)
 		b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateAsleep})
 		b.reply(packet.DISCONNECT)
 		return b.emit(out, &s.peer, r.mark)
@@ -169,6 +174,7 @@ func (b *Broker) handleDisconnect(r *request, s *session, out []Datagram) []Data
 	s.phase = phaseNone
 	b.unbind(s)
 	b.setState(s, StateDisconnected)
+	b.dirty(s)
 	return out
 }
 

@@ -49,6 +49,7 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 			s.qos2In = make(map[uint16]struct{})
 		}
 		s.qos2In[p.MsgID] = struct{}{}
+		b.dirty(s)
 		out = b.publish(r.now, &m, OriginClient, out)
 	}
 	q := b.reply(packet.PUBREC)
@@ -218,6 +219,7 @@ func (b *Broker) enqueue(s *session, shared *message, q packet.QoS, now time.Tim
 	}
 	s.queue = append(s.queue, m)
 	b.c.gauges.queued.Add(1)
+	b.journalMsg(s, m, 0, 0)
 	return b.pump(s, now, out)
 }
 
@@ -247,6 +249,7 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 		m := s.queue[0]
 		if m.idType == packet.TopicNormal {
 			if _, refused := s.refused[m.topicID]; refused {
+				b.journalMsgDel(s, m)
 				b.popQueue(s)
 				b.c.drops[DropRefusedTopic].Add(1)
 				continue
@@ -360,6 +363,7 @@ func (b *Broker) sendPublish(s *session, m *message, q packet.QoS, now time.Time
 			m = m.owned()
 		}
 		in.msg = m
+		b.journalMsg(s, m, in.msgID, awaiting)
 	}
 	p.Data = nil
 	b.c.gauges.inflight.Add(1)
@@ -392,6 +396,7 @@ func findInflight(s *session, msgID uint16) int {
 
 // completeInflight removes inflight entry i, keeping its buffer for reuse.
 func (b *Broker) completeInflight(s *session, i int) {
+	b.journalMsgDel(s, s.inflight[i].msg)
 	buf := s.inflight[i].buf
 	last := len(s.inflight) - 1
 	s.inflight[i] = s.inflight[last]
@@ -426,6 +431,7 @@ func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram
 			m.reRegistered, m.dup, m.msgID = true, false, 0
 			s.queue = append([]*message{&m}, s.queue...)
 			b.c.gauges.queued.Add(1)
+			b.journalMsg(s, &m, 0, 0)
 		}
 	default:
 		b.completeInflight(s, i)
@@ -449,6 +455,7 @@ func (b *Broker) handlePubrec(r *request, s *session, out []Datagram) []Datagram
 		in.retries = 0
 		if in.msg != nil {
 			in.msg.awaiting = packet.PUBCOMP
+			b.journalMsg(s, in.msg, in.msgID, packet.PUBCOMP)
 		}
 	}
 	// A duplicate PUBREC means our PUBREL was lost: send it again.
@@ -476,7 +483,10 @@ func (b *Broker) handlePubrel(r *request, s *session, out []Datagram) []Datagram
 	if s == nil {
 		return b.noSession(r, out)
 	}
-	delete(s.qos2In, r.p.MsgID)
+	if _, ok := s.qos2In[r.p.MsgID]; ok {
+		delete(s.qos2In, r.p.MsgID)
+		b.dirty(s)
+	}
 	q := b.reply(packet.PUBCOMP)
 	q.MsgID = r.p.MsgID
 	return b.emit(out, &s.peer, r.mark)

@@ -55,6 +55,9 @@ type session struct {
 	nextMsgID uint16
 	qos2In    map[uint16]struct{} // QoS 2 PUBLISH msg ids received and not yet released
 
+	dirty     bool // metadata changed this call (persistence)
+	persisted bool // a Session record for it is in the journal
+
 	due     time.Time // when runTimers next has work; meaningful while heapIdx >= 0
 	heapIdx int
 }
@@ -165,6 +168,7 @@ func (b *Broker) deleteSession(s *session) {
 	if !s.live {
 		return
 	}
+	b.journalSessionDel(s)
 	b.wipe(s)
 	b.unbind(s)
 	if b.byClientID[s.clientID] == s {
@@ -195,6 +199,7 @@ func (b *Broker) lose(s *session, now time.Time, out []Datagram) []Datagram {
 	s.phase = phaseNone
 	b.unbind(s)
 	b.setState(s, StateLost)
+	b.dirty(s)
 	return out
 }
 

@@ -80,6 +80,7 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 		s.filters = make(map[string]uint8)
 	}
 	s.filters[filter] = uint8(granted)
+	b.dirty(s)
 	if b.subs.Add(filter, s.sid, uint8(granted)) {
 		b.c.gauges.subscriptions.Add(1)
 	}
@@ -124,6 +125,7 @@ func (b *Broker) storeRetained(m *message) {
 		if _, ok := b.retained[m.topic]; ok {
 			delete(b.retained, m.topic)
 			b.c.gauges.retained.Add(-1)
+			b.journalRetain(m.topic, nil)
 		}
 		return
 	}
@@ -141,6 +143,7 @@ func (b *Broker) storeRetained(m *message) {
 	// A fresh slice: queued deliveries of the previous value may still share the old one.
 	rm.data = append([]byte(nil), m.data...)
 	rm.qos = m.qos
+	b.journalRetain(m.topic, rm)
 }
 
 // handleUnsubscribe: UNSUBSCRIBE (6.9); UNSUBACK is sent whether or not the
@@ -161,6 +164,7 @@ func (b *Broker) handleUnsubscribe(r *request, s *session, out []Datagram) []Dat
 	}
 	if _, ok := s.filters[filter]; ok {
 		delete(s.filters, filter)
+		b.dirty(s)
 		if b.subs.Remove(filter, s.sid) {
 			b.c.gauges.subscriptions.Add(-1)
 		}

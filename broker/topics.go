@@ -63,9 +63,10 @@ type message struct {
 	msgID    uint16
 	awaiting packet.Type
 
-	own           bool // data is a private copy (not the received datagram's buffer)
-	sleepBuffered bool // counted in the sleep-buffer gauge
-	reRegistered  bool // already re-registered once after a PUBACK "invalid topic id"
+	own           bool   // data is a private copy (not the received datagram's buffer)
+	sleepBuffered bool   // counted in the sleep-buffer gauge
+	reRegistered  bool   // already re-registered once after a PUBACK "invalid topic id"
+	seq           uint64 // journal identity of a delivery owed to a persistent session
 }
 
 type retainedMsg struct {
@@ -86,6 +87,7 @@ func (b *Broker) register(name string) (id uint16, ok bool) {
 	b.topics.names = append(b.topics.names, name)
 	b.topics.byName[name] = id
 	b.c.gauges.topics.Add(1)
+	b.journalTopic(id, name)
 	return id, true
 }
 
@@ -130,7 +132,10 @@ func (b *Broker) markKnown(s *session, id uint16) {
 	if s.known == nil {
 		s.known = make(map[uint16]struct{})
 	}
-	s.known[id] = struct{}{}
+	if _, ok := s.known[id]; !ok {
+		s.known[id] = struct{}{}
+		b.dirty(s)
+	}
 	delete(s.refused, id)
 }
 
@@ -172,6 +177,7 @@ func (b *Broker) dropQueuedTopic(s *session, id uint16) {
 	for _, m := range s.queue {
 		if m.idType == packet.TopicNormal && m.topicID == id {
 			b.unqueued(m)
+			b.journalMsgDel(s, m)
 			b.c.drops[DropRefusedTopic].Add(1)
 			continue
 		}
