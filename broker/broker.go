@@ -39,6 +39,8 @@ type Broker struct {
 	scratch   []byte
 	dirtyList []*session
 	nextSeq   uint64
+
+	rng uint64 // splitmix64 state for unguessable message ids (amplification.go)
 }
 
 // New returns a broker with cfg (zero fields take their defaults). It returns an error
@@ -58,6 +60,7 @@ func New(cfg Config) (*Broker, error) {
 		arena:        make([]byte, 0, 4096),
 	}
 	b.topics.init()
+	b.rng = cfg.Seed
 	for id, name := range cfg.Predefined {
 		b.predefByName[name] = id
 	}
@@ -80,10 +83,11 @@ func (b *Broker) Receive(now time.Time, in Datagram, out []Datagram) []Datagram 
 	if p.Encapsulated {
 		from.node = string(p.NodeID)
 	}
-	r := request{now: now, from: from, mark: in.Mark, p: p}
+	r := request{now: now, from: from, mark: in.Mark, p: p, size: len(in.B)}
 	s := b.byPeer[from.key()]
 	if s != nil {
 		s.lastHeard = now
+		s.rxBytes += uint64(len(in.B))
 	}
 
 	switch p.Type {
@@ -181,6 +185,7 @@ type request struct {
 	from peer
 	mark uint64
 	p    *packet.Packet
+	size int // octets received
 }
 
 // peer is where a client is reached: a UDP address and, behind a forwarder, the
@@ -213,6 +218,16 @@ func (b *Broker) emit(out []Datagram, to *peer, mark uint64) []Datagram {
 	b.c.out[p.Type].Add(1)
 	b.c.bytesOut.Add(uint64(len(buf)))
 	return append(out, Datagram{Addr: to.addr, B: buf, Mark: mark})
+}
+
+// emitTo emits b.outPkt to session s, counting the octets against s's amplification
+// budget while its address is unproven (amplification.go).
+func (b *Broker) emitTo(out []Datagram, s *session, mark uint64) []Datagram {
+	out = b.emit(out, &s.peer, mark)
+	if !s.validated {
+		s.txBytes += uint64(len(out[len(out)-1].B))
+	}
+	return out
 }
 
 // reply resets the output packet to type t, ready for its fields.

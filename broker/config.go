@@ -38,6 +38,16 @@ type Config struct {
 	InflightWindow     int  // QoS 1/2 PUBLISHes outstanding per client; 1 is the spec, more is an opt-in extension
 	RequireSameAddress bool // refuse a takeover or wake-up of a session from a different address
 
+	// Seed seeds the generator of the message ids the broker picks for a client at a new
+	// address; a driver passes a random value so an off-path spoofer cannot guess the
+	// id it would have to acknowledge to prove it owns the address. Tests fix it.
+	Seed uint64
+
+	// MaxAmplification bounds the octets sent to an address that has not yet proven it
+	// receives (by acknowledging a message id only sent there) to this multiple of the
+	// octets received from it (QUIC's rule; default 3). Negative disables the bound.
+	MaxAmplification int
+
 	// Persist makes the engine journal durable state changes (see TakeJournal).
 	Persist bool
 
@@ -93,6 +103,7 @@ func Defaults() Config {
 		MaxRetained:        10000,
 		MaxClientIDLen:     packet.MaxClientIDLen,
 		InflightWindow:     1,
+		MaxAmplification:   3,
 	}
 }
 
@@ -127,6 +138,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxRetained, d.MaxRetained)
 	setInt(&c.MaxClientIDLen, d.MaxClientIDLen)
 	setInt(&c.InflightWindow, d.InflightWindow)
+	setInt(&c.MaxAmplification, d.MaxAmplification)
 	return c
 }
 

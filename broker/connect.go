@@ -36,6 +36,9 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 		out = b.lose(cur, r.now, out)
 	}
 	b.bind(s, r.from)
+	if cur != s {
+		s.rxBytes += uint64(r.size) // Receive counted it for the session it found
+	}
 	s.lastHeard = r.now
 	s.keepAlive = time.Duration(p.Duration) * time.Second
 	s.clean = p.Flags.CleanSession()
@@ -53,7 +56,7 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 		s.pendingWill = will{}
 		s.phaseUntil = r.now.Add(b.cfg.RetryInterval * time.Duration(b.cfg.MaxRetries+1))
 		b.reply(packet.WILLTOPICREQ)
-		return b.emit(out, &s.peer, r.mark)
+		return b.emitTo(out, s, r.mark)
 	}
 	return b.completeConnect(s, r, out)
 }
@@ -92,7 +95,7 @@ func (b *Broker) handleWillTopic(r *request, s *session, out []Datagram) []Datag
 	// In phaseWillMsg this is a retransmission (our WILLMSGREQ was lost): ask again.
 	s.phase = phaseWillMsg
 	b.reply(packet.WILLMSGREQ)
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }
 
 func (b *Broker) handleWillMsg(r *request, s *session, out []Datagram) []Datagram {
@@ -129,7 +132,7 @@ func (b *Broker) handleWillTopicUpdate(r *request, s *session, out []Datagram) [
 	}
 	b.dirty(s)
 	b.reply(packet.WILLTOPICRESP).ReturnCode = rc
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }
 
 // handleWillMsgUpdate: WILLMSGUPD (6.4).
@@ -141,7 +144,7 @@ func (b *Broker) handleWillMsgUpdate(r *request, s *session, out []Datagram) []D
 	s.will.msg = append(s.will.msg[:0], r.p.WillMsg...)
 	b.dirty(s)
 	b.reply(packet.WILLMSGRESP).ReturnCode = packet.Accepted
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }
 
 // handleDisconnect: without Duration the session ends normally (no will); with one the
@@ -160,10 +163,10 @@ func (b *Broker) handleDisconnect(r *request, s *session, out []Datagram) []Data
 		b.dirty(s)
 		b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateAsleep})
 		b.reply(packet.DISCONNECT)
-		return b.emit(out, &s.peer, r.mark)
+		return b.emitTo(out, s, r.mark)
 	}
 	b.reply(packet.DISCONNECT)
-	out = b.emit(out, &s.peer, r.mark)
+	out = b.emitTo(out, s, r.mark)
 	b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateDisconnected})
 	if s.clean {
 		b.deleteSession(s)
@@ -197,7 +200,10 @@ func (b *Broker) handlePingreq(r *request, s *session, out []Datagram) []Datagra
 					out = b.lose(s, r.now, out)
 				}
 			}
-			b.bind(named, r.from)
+			if named != s {
+				b.bind(named, r.from)
+				named.rxBytes += uint64(r.size)
+			}
 			named.lastHeard = r.now
 			b.setState(named, StateAwake)
 			// Resend what was in flight when the client fell asleep, then the rest.
@@ -222,7 +228,7 @@ func (b *Broker) handlePingreq(r *request, s *session, out []Datagram) []Datagra
 		return b.pump(s, r.now, out)
 	}
 	b.reply(packet.PINGRESP)
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }
 
 // noSession answers a message that needs a session from a sender that has none with

@@ -54,7 +54,7 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 	}
 	q := b.reply(packet.PUBREC)
 	q.MsgID = p.MsgID
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }
 
 // publishQoSMinus1: a PUBLISH from anyone, connected or not, on a pre-defined id or short
@@ -100,7 +100,7 @@ func (b *Broker) resolveIncoming(p *packet.Packet, m *message) packet.ReturnCode
 func (b *Broker) puback(out []Datagram, s *session, p *packet.Packet, rc packet.ReturnCode, mark uint64) []Datagram {
 	q := b.reply(packet.PUBACK)
 	q.TopicID, q.MsgID, q.ReturnCode = p.TopicID, p.MsgID, rc
-	return b.emit(out, &s.peer, mark)
+	return b.emitTo(out, s, mark)
 }
 
 // publish stores m if retained and fans it out to every matching subscription.
@@ -173,6 +173,9 @@ func (b *Broker) canSendNow(s *session, m *message, q packet.QoS) bool {
 		if _, ok := s.known[m.topicID]; !ok {
 			return false
 		}
+	}
+	if !b.withinBudget(s, publishLen(m)) {
+		return false
 	}
 	return q == packet.QoS0 || len(s.inflight) < b.cfg.InflightWindow
 }
@@ -255,7 +258,7 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 				continue
 			}
 			if _, ok := s.known[m.topicID]; !ok {
-				if s.reg == nil {
+				if s.reg == nil && b.withinBudget(s, registerLen(b, m.topicID)) {
 					out = b.sendRegister(s, m.topicID, 0, now, m.mark, out)
 				}
 				break
@@ -264,13 +267,17 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 		if m.qos > packet.QoS0 && len(s.inflight) >= b.cfg.InflightWindow {
 			break
 		}
+		if !b.withinBudget(s, publishLen(m)) {
+			out = b.challenge(s, m, now, out)
+			break
+		}
 		b.popQueue(s)
 		out = b.sendPublish(s, m, m.qos, now, out)
 	}
 	if s.state == StateAwake && len(s.queue) == 0 && len(s.inflight) == 0 && s.reg == nil {
 		q := b.reply(packet.PINGRESP)
 		_ = q
-		out = b.emit(out, &s.peer, 0)
+		out = b.emitTo(out, s, 0)
 		b.setState(s, StateAsleep)
 		s.sleepUntil = now.Add(grace(s.sleepFor))
 		b.schedule(s)
@@ -298,7 +305,7 @@ func (b *Broker) sendRegister(s *session, topicID, msgID uint16, now time.Time, 
 	q := b.reply(packet.REGISTER)
 	q.TopicID, q.MsgID = topicID, s.reg.msgID
 	q.TopicName = append(q.TopicName[:0], name...)
-	return b.emit(out, &s.peer, mark)
+	return b.emitTo(out, s, mark)
 }
 
 // sendPublish transmits m to s at QoS q; for QoS 1/2 the encoded datagram is kept in
@@ -329,7 +336,7 @@ func (b *Broker) sendPublish(s *session, m *message, q packet.QoS, now time.Time
 		// Resuming a QoS 2 delivery the client already received: only PUBREL is due.
 		out = b.sendPubrel(s, p.MsgID, m.mark, out)
 	} else {
-		out = b.emit(out, &s.peer, m.mark)
+		out = b.emitTo(out, s, m.mark)
 	}
 	if !m.dup {
 		b.c.deliveries.Add(1)
@@ -381,7 +388,7 @@ func headerLen(n int) int {
 func (b *Broker) sendPubrel(s *session, msgID uint16, mark uint64, out []Datagram) []Datagram {
 	q := b.reply(packet.PUBREL)
 	q.MsgID = msgID
-	return b.emit(out, &s.peer, mark)
+	return b.emitTo(out, s, mark)
 }
 
 // findInflight returns the index of the inflight delivery with msgID, or -1.
@@ -416,6 +423,7 @@ func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram
 		b.c.drops[DropUnknownMsgID].Add(1)
 		return out
 	}
+	s.validated = true
 	switch p.ReturnCode {
 	case packet.Congestion:
 		// The client asks us to back off: resend after T_RETRY.
@@ -449,6 +457,7 @@ func (b *Broker) handlePubrec(r *request, s *session, out []Datagram) []Datagram
 		b.c.drops[DropUnknownMsgID].Add(1)
 		return out
 	}
+	s.validated = true
 	in := &s.inflight[i]
 	if in.awaiting == packet.PUBREC {
 		in.awaiting = packet.PUBCOMP
@@ -473,6 +482,7 @@ func (b *Broker) handlePubcomp(r *request, s *session, out []Datagram) []Datagra
 		b.c.drops[DropUnknownMsgID].Add(1)
 		return out
 	}
+	s.validated = true
 	b.completeInflight(s, i)
 	return b.pump(s, r.now, out)
 }
@@ -489,7 +499,7 @@ func (b *Broker) handlePubrel(r *request, s *session, out []Datagram) []Datagram
 	}
 	q := b.reply(packet.PUBCOMP)
 	q.MsgID = r.p.MsgID
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }
 
 // Inject publishes a message that did not come from an MQTT-SN client — `$SYS` topics

@@ -55,6 +55,11 @@ type session struct {
 	nextMsgID uint16
 	qos2In    map[uint16]struct{} // QoS 2 PUBLISH msg ids received and not yet released
 
+	// Amplification budget (amplification.go): until the client at peer proves it
+	// receives, the broker sends it at most MaxAmplification × rxBytes.
+	validated        bool
+	rxBytes, txBytes uint64
+
 	dirty     bool // metadata changed this call (persistence)
 	persisted bool // a Session record for it is in the journal
 
@@ -120,6 +125,12 @@ func (b *Broker) setState(s *session, st State) {
 }
 
 func (b *Broker) bind(s *session, to peer) {
+	if !s.bound || s.peer.key() != to.key() {
+		// A new address must prove itself again; and the message ids it would have
+		// to acknowledge start somewhere it cannot guess.
+		s.validated, s.rxBytes, s.txBytes = false, 0, 0
+		s.nextMsgID = uint16(b.random())
+	}
 	b.unbind(s)
 	s.peer = to
 	s.bound = true

@@ -67,7 +67,7 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 	q := b.reply(packet.SUBACK)
 	q.Flags = packet.Flags(0).WithQoS(granted)
 	q.TopicID, q.MsgID, q.ReturnCode = id, p.MsgID, rc
-	out = b.emit(out, &s.peer, r.mark)
+	out = b.emitTo(out, s, r.mark)
 	if rc != packet.Accepted {
 		return out
 	}
@@ -170,5 +170,5 @@ func (b *Broker) handleUnsubscribe(r *request, s *session, out []Datagram) []Dat
 		}
 	}
 	b.reply(packet.UNSUBACK).MsgID = p.MsgID
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }

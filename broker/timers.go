@@ -58,6 +58,9 @@ func (b *Broker) runTimers(s *session, now time.Time, out []Datagram) []Datagram
 // once the client has sent PUBREC.
 func (b *Broker) retransmit(s *session, in *inflight, now time.Time, out []Datagram) []Datagram {
 	in.deadline = now.Add(b.cfg.RetryInterval)
+	if !b.withinBudget(s, len(in.buf)+4) {
+		return out // an unproven address gets no more; the retry still counts
+	}
 	b.c.retransmissions.Add(1)
 	if in.awaiting == packet.PUBCOMP {
 		return b.sendPubrel(s, in.msgID, in.mark, out)
@@ -73,5 +76,8 @@ func (b *Broker) retransmit(s *session, in *inflight, now time.Time, out []Datag
 	buf := b.arena[start:len(b.arena):len(b.arena)]
 	b.c.out[packet.PUBLISH].Add(1)
 	b.c.bytesOut.Add(uint64(len(buf)))
+	if !s.validated {
+		s.txBytes += uint64(len(buf))
+	}
 	return append(out, Datagram{Addr: s.peer.addr, B: buf, Mark: in.mark})
 }

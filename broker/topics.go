@@ -116,7 +116,7 @@ func (b *Broker) handleRegister(r *request, s *session, out []Datagram) []Datagr
 	}
 	q := b.reply(packet.REGACK)
 	q.TopicID, q.MsgID, q.ReturnCode = id, p.MsgID, rc
-	return b.emit(out, &s.peer, r.mark)
+	return b.emitTo(out, s, r.mark)
 }
 
 func (b *Broker) knows(s *session, name string) bool {
@@ -151,6 +151,7 @@ func (b *Broker) handleRegack(r *request, s *session, out []Datagram) []Datagram
 		return out
 	}
 	reg := s.reg
+	s.validated = true
 	switch p.ReturnCode {
 	case packet.Accepted:
 		s.reg = nil
