@@ -55,6 +55,16 @@ func publishLen(m *message) int {
 	return n
 }
 
+// challengeLen is the room kept in the budget for the REGISTER challenge, so that
+// deliveries never spend the budget a client needs to prove itself.
+func challengeLen(m *message) int {
+	n := 6 + len(m.topic)
+	if n > 255 {
+		n += 2
+	}
+	return n
+}
+
 func registerLen(b *Broker, id uint16) int {
 	name, _ := b.topics.name(id)
 	n := 6 + len(name)

@@ -174,7 +174,7 @@ func (b *Broker) canSendNow(s *session, m *message, q packet.QoS) bool {
 			return false
 		}
 	}
-	if !b.withinBudget(s, publishLen(m)) {
+	if !b.withinBudget(s, publishLen(m)+challengeLen(m)) {
 		return false
 	}
 	return q == packet.QoS0 || len(s.inflight) < b.cfg.InflightWindow
@@ -267,7 +267,7 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 		if m.qos > packet.QoS0 && len(s.inflight) >= b.cfg.InflightWindow {
 			break
 		}
-		if !b.withinBudget(s, publishLen(m)) {
+		if !b.withinBudget(s, publishLen(m)+challengeLen(m)) {
 			out = b.challenge(s, m, now, out)
 			break
 		}

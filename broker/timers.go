@@ -43,8 +43,12 @@ func (b *Broker) runTimers(s *session, now time.Time, out []Datagram) []Datagram
 				return b.lose(s, now, out)
 			}
 			s.reg.retries++
-			b.c.retransmissions.Add(1)
-			out = b.sendRegister(s, s.reg.topicID, s.reg.msgID, now, 0, out)
+			if !b.withinBudget(s, registerLen(b, s.reg.topicID)) {
+				s.reg.deadline = now.Add(b.cfg.RetryInterval) // unproven address: stay quiet
+			} else {
+				b.c.retransmissions.Add(1)
+				out = b.sendRegister(s, s.reg.topicID, s.reg.msgID, now, 0, out)
+			}
 		}
 	case StateAsleep:
 		if !now.Before(s.sleepUntil) {
