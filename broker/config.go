@@ -48,6 +48,9 @@ type Config struct {
 	// octets received from it (QUIC's rule; default 3). Negative disables the bound.
 	MaxAmplification int
 
+	// Access is optional access control (nil: everything allowed).
+	Access *Access
+
 	// Persist makes the engine journal durable state changes (see TakeJournal).
 	Persist bool
 
@@ -160,6 +163,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max payload %d exceeds what one MQTT-SN PUBLISH can carry (%d)", c.MaxPayload, packet.MaxLen-7)
 	case c.InflightWindow < 0 || c.InflightWindow > 1024:
 		return fmt.Errorf("inflight window %d must be 1..1024", c.InflightWindow)
+	}
+	if c.Access != nil {
+		if err := c.Access.Validate(); err != nil {
+			return err
+		}
 	}
 	for id, name := range c.Predefined {
 		if id == packet.TopicIDReserved0 || id == packet.TopicIDReservedMax {

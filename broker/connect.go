@@ -14,6 +14,10 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 	if p.ProtocolID != packet.ProtocolID || len(p.ClientID) == 0 || len(p.ClientID) > b.cfg.MaxClientIDLen {
 		return b.connack(out, &r.from, packet.NotSupported, r.mark)
 	}
+	if !b.cfg.Access.addrAllowed(r.from.addr) || !b.cfg.Access.clientAllowed(string(p.ClientID)) {
+		b.c.drops[DropDenied].Add(1)
+		return b.connack(out, &r.from, packet.NotSupported, r.mark)
+	}
 	s := b.byClientID[string(p.ClientID)]
 	if s == nil {
 		if b.live >= b.cfg.MaxClients {

@@ -28,6 +28,13 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 		b.limitHit(LimitPayload, s.clientID)
 		return b.puback(out, s, p, packet.Congestion, r.mark)
 	}
+	if b.cfg.Access != nil && !b.cfg.Access.allowed(s.clientID, ActionPublish, m.topic) {
+		b.c.drops[DropDenied].Add(1)
+		if qos == packet.QoS0 {
+			return out
+		}
+		return b.puback(out, s, p, packet.NotSupported, r.mark)
+	}
 	if b.cfg.Trace != nil {
 		b.cfg.Trace(StageDecoded)
 	}
@@ -68,6 +75,10 @@ func (b *Broker) publishQoSMinus1(r *request, out []Datagram) []Datagram {
 	}
 	if b.resolveIncoming(p, &m) != packet.Accepted || len(p.Data) > b.cfg.MaxPayload {
 		b.c.drops[DropBadState].Add(1)
+		return out
+	}
+	if b.cfg.Access != nil && (!b.cfg.Access.addrAllowed(r.from.addr) || !b.cfg.Access.allowed("-", ActionPublish, m.topic)) {
+		b.c.drops[DropDenied].Add(1)
 		return out
 	}
 	return b.publish(r.now, &m, OriginClient, out)

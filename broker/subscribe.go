@@ -55,6 +55,10 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 	case packet.TopicShort:
 		filter, id = b.topics.shortName(p.TopicID), p.TopicID
 	}
+	if rc == packet.Accepted && b.cfg.Access != nil && !b.cfg.Access.allowed(s.clientID, ActionSubscribe, filter) {
+		b.c.drops[DropDenied].Add(1)
+		rc = packet.NotSupported
+	}
 	if rc == packet.Accepted {
 		if _, exists := s.filters[filter]; !exists && len(s.filters) >= b.cfg.MaxSubsPerClient {
 			b.limitHit(LimitSubsPerClient, s.clientID)
