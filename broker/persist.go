@@ -147,8 +147,9 @@ func (b *Broker) encodeSession(s *session) []byte {
 		w.U16(id)
 	}
 	w.U32(uint32(len(s.qos2In)))
-	for id := range s.qos2In {
+	for id, sum := range s.qos2In {
 		w.U16(id)
+		w.U64(sum)
 	}
 	b.scratch = w.B
 	return w.B
@@ -336,11 +337,11 @@ func (b *Broker) decodeSession(r *journal.Reader, seen map[string]*session, now 
 		}
 	}
 	for n := r.U32(); n > 0 && r.Err == nil; n-- {
-		if id := r.U16(); r.Err == nil {
+		if id, sum := r.U16(), r.U64(); r.Err == nil {
 			if s.qos2In == nil {
-				s.qos2In = make(map[uint16]struct{})
+				s.qos2In = make(map[uint16]uint64)
 			}
-			s.qos2In[id] = struct{}{}
+			s.qos2In[id] = sum
 		}
 	}
 	if st == StateAsleep && sleepFor > 0 {

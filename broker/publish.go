@@ -47,15 +47,15 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 	}
 	// QoS 2: deliver on the first PUBLISH, remember its msg id until PUBREL so that
 	// a retransmitted PUBLISH (its PUBREC was lost) is acknowledged, not delivered again.
-	if _, dup := s.qos2In[p.MsgID]; !dup {
+	if _, dup := s.qos2In[p.MsgID]; !dup && !b.recentlyReleased(s, p, r.now) {
 		if len(s.qos2In) >= b.cfg.MaxQoS2Incoming {
 			b.limitHit(LimitQoS2Incoming, s.clientID)
 			return b.puback(out, s, p, packet.Congestion, r.mark)
 		}
 		if s.qos2In == nil {
-			s.qos2In = make(map[uint16]struct{})
+			s.qos2In = make(map[uint16]uint64)
 		}
-		s.qos2In[p.MsgID] = struct{}{}
+		s.qos2In[p.MsgID] = publishSum(p)
 		b.dirty(s)
 		out = b.publish(r.now, &m, OriginClient, out)
 	}
@@ -504,10 +504,13 @@ func (b *Broker) handlePubrel(r *request, s *session, out []Datagram) []Datagram
 	if s == nil {
 		return b.noSession(r, out)
 	}
-	if _, ok := s.qos2In[r.p.MsgID]; ok {
+	if sum, ok := s.qos2In[r.p.MsgID]; ok {
 		delete(s.qos2In, r.p.MsgID)
+		s.released[s.relNext%uint8(len(s.released))] = releasedQoS2{msgID: r.p.MsgID, sum: sum, at: r.now}
+		s.relNext++
 		b.dirty(s)
 	}
+
 	q := b.reply(packet.PUBCOMP)
 	q.MsgID = r.p.MsgID
 	return b.emitTo(out, s, r.mark)
@@ -528,4 +531,32 @@ func (b *Broker) Inject(now time.Time, topicName string, payload []byte, qos int
 	id, _ := b.topics.lookup(topicName)
 	m := message{topic: topicName, topicID: id, data: payload, qos: packet.QoS(qos), retain: retain}
 	return b.publish(now, &m, OriginLocal, out), nil
+}
+
+// publishSum fingerprints a PUBLISH's topic and payload (FNV-1a), to recognise a stray
+// copy of a QoS 2 publication that was already released.
+func publishSum(p *packet.Packet) uint64 {
+	h := uint64(14695981039346656037)
+	h = (h ^ uint64(p.Flags.TopicIDType())) * 1099511628211
+	h = (h ^ uint64(p.TopicID>>8)) * 1099511628211
+	h = (h ^ uint64(p.TopicID&0xff)) * 1099511628211
+	for _, c := range p.Data {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
+}
+
+// recentlyReleased reports whether p is a stray copy of a QoS 2 publication released
+// within the last T_RETRY: same msg id, same topic and payload. A client that reuses a
+// msg id at once for an identical publication loses that one copy — on a link that
+// duplicates datagrams the two are indistinguishable, and exactly-once must win.
+func (b *Broker) recentlyReleased(s *session, p *packet.Packet, now time.Time) bool {
+	for i := range s.released {
+		r := &s.released[i]
+		if r.msgID == p.MsgID && !r.at.IsZero() && now.Sub(r.at) < b.cfg.RetryInterval && r.sum == publishSum(p) {
+			b.c.drops[DropDuplicate].Add(1)
+			return true
+		}
+	}
+	return false
 }

@@ -53,7 +53,9 @@ type session struct {
 	inflight  []inflight // QoS 1/2 deliveries awaiting acknowledgement (≤ InflightWindow)
 	reg       *pendingRegister
 	nextMsgID uint16
-	qos2In    map[uint16]struct{} // QoS 2 PUBLISH msg ids received and not yet released
+	qos2In    map[uint16]uint64 // QoS 2 PUBLISH msg ids received and not yet released → publishSum
+	released  [8]releasedQoS2   // recently released QoS 2 publications (see handlePubrel)
+	relNext   uint8
 
 	// Amplification budget (amplification.go): until the client at peer proves it
 	// receives, the broker sends it at most MaxAmplification × rxBytes.
@@ -77,6 +79,15 @@ type inflight struct {
 	retries  int
 	deadline time.Time
 	mark     uint64
+}
+
+// releasedQoS2 remembers a QoS 2 publication after its PUBREL: on a link that
+// duplicates datagrams, a copy of the original PUBLISH can arrive after the exchange
+// ended, and without this it would be delivered a second time.
+type releasedQoS2 struct {
+	msgID uint16
+	sum   uint64 // FNV-1a of topic id and payload
+	at    time.Time
 }
 
 type pendingRegister struct {

@@ -19,13 +19,14 @@ const (
 	DropQueueFull                   // a delivery to a client whose queue or sleep buffer was full
 	DropRetainedFull                // a retained message not stored: MaxRetained reached
 	DropRefusedTopic                // a delivery on a topic the client rejected with REGACK
-	DropDenied                      // refused by RequireSameAddress
+	DropDenied                      // refused by RequireSameAddress or access control
+	DropDuplicate                   // a stray copy of a QoS 2 PUBLISH already released (answered, not delivered)
 	NumDrops
 )
 
 var dropNames = [NumDrops]string{
 	"malformed", "unexpected", "no_session", "bad_state", "unknown_msg_id",
-	"qos_minus1_normal_topic", "queue_full", "retained_full", "refused_topic", "denied",
+	"qos_minus1_normal_topic", "queue_full", "retained_full", "refused_topic", "denied", "duplicate_qos2",
 }
 
 func (d Drop) String() string {
