@@ -136,7 +136,10 @@ type crashFile struct {
 	synced, pending []byte
 }
 
-func (f *crashFile) Write(b []byte) (int, error) { f.pending = append(f.pending, b...); return len(b), nil }
+func (f *crashFile) Write(b []byte) (int, error) {
+	f.pending = append(f.pending, b...)
+	return len(b), nil
+}
 func (f *crashFile) Sync() error {
 	f.synced = append(f.synced, f.pending...)
 	f.pending = f.pending[:0]
