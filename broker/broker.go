@@ -33,6 +33,7 @@ type Broker struct {
 	outPkt  packet.Packet // the packet being encoded
 	arena   []byte        // encoded output; datagrams alias it until the next call
 	matches []topic.Entry
+	inMsg   message // the PUBLISH being handled (handlePublish)
 
 	// Persistence (persist.go).
 	journal   []byte

@@ -92,8 +92,16 @@ func (b *Broker) handleWillTopic(r *request, s *session, out []Datagram) []Datag
 		return b.completeConnect(s, r, out)
 	}
 	if topic.ValidateName(string(p.WillTopic)) != nil {
+		// The CONNECT failed: end it as an abandoned will exchange ends (runTimers).
 		s.phase = phaseNone
-		return b.connack(out, &s.peer, packet.NotSupported, r.mark)
+		s.pendingWill = will{}
+		out = b.connack(out, &s.peer, packet.NotSupported, r.mark)
+		if s.clean {
+			b.deleteSession(s)
+		} else {
+			b.unbind(s)
+		}
+		return out
 	}
 	s.pendingWill = will{set: true, topic: string(p.WillTopic), qos: p.Flags.QoS(), retain: p.Flags.Retain()}
 	// In phaseWillMsg this is a retransmission (our WILLMSGREQ was lost): ask again.

@@ -185,11 +185,6 @@ func (b *Broker) Snapshot(dst []byte) []byte {
 	return out
 }
 
-type restoredMsg struct {
-	client string
-	m      *message
-}
-
 // Restore rebuilds state from records (a log or a snapshot), before the broker serves.
 // Persistent sessions come back disconnected (or asleep), with their owed deliveries
 // queued to be resent — with DUP where they had been sent — when their clients return.

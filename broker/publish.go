@@ -20,8 +20,11 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 	if s == nil || !s.connected() {
 		return b.noSession(r, out)
 	}
-	m := message{data: p.Data, qos: qos, retain: p.Flags.Retain(), mark: r.mark}
-	if rc := b.resolveIncoming(p, &m); rc != packet.Accepted {
+	// b.inMsg, not a local: sendPublish may keep its argument (inflight), which would
+	// move a local to the heap on every PUBLISH. Nothing keeps it past this call.
+	m := &b.inMsg
+	*m = message{data: p.Data, qos: qos, retain: p.Flags.Retain(), mark: r.mark}
+	if rc := b.resolveIncoming(p, m); rc != packet.Accepted {
 		return b.puback(out, s, p, rc, r.mark)
 	}
 	if len(p.Data) > b.cfg.MaxPayload {
@@ -40,9 +43,9 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 	}
 	switch qos {
 	case packet.QoS0:
-		return b.publish(r.now, &m, OriginClient, out)
+		return b.publish(r.now, m, OriginClient, out)
 	case packet.QoS1:
-		out = b.publish(r.now, &m, OriginClient, out)
+		out = b.publish(r.now, m, OriginClient, out)
 		return b.puback(out, s, p, packet.Accepted, r.mark)
 	}
 	// QoS 2: deliver on the first PUBLISH, remember its msg id until PUBREL so that
@@ -57,7 +60,7 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 		}
 		s.qos2In[p.MsgID] = publishSum(p)
 		b.dirty(s)
-		out = b.publish(r.now, &m, OriginClient, out)
+		out = b.publish(r.now, m, OriginClient, out)
 	}
 	q := b.reply(packet.PUBREC)
 	q.MsgID = p.MsgID
@@ -68,12 +71,15 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 // name (6.8). Nothing is ever sent back, so it cannot be used for reflection.
 func (b *Broker) publishQoSMinus1(r *request, out []Datagram) []Datagram {
 	p := r.p
-	m := message{data: p.Data, qos: packet.QoS0, retain: p.Flags.Retain(), mark: r.mark}
+	// b.inMsg, not a local: sendPublish may keep its argument (inflight), which would
+	// move a local to the heap on every PUBLISH. Nothing keeps it past this call.
+	m := &b.inMsg
+	*m = message{data: p.Data, qos: packet.QoS0, retain: p.Flags.Retain(), mark: r.mark}
 	if p.Flags.TopicIDType() == packet.TopicNormal {
 		b.c.drops[DropQoSMinus1Normal].Add(1)
 		return out
 	}
-	if b.resolveIncoming(p, &m) != packet.Accepted || len(p.Data) > b.cfg.MaxPayload {
+	if b.resolveIncoming(p, m) != packet.Accepted || len(p.Data) > b.cfg.MaxPayload {
 		b.c.drops[DropBadState].Add(1)
 		return out
 	}
@@ -81,7 +87,7 @@ func (b *Broker) publishQoSMinus1(r *request, out []Datagram) []Datagram {
 		b.c.drops[DropDenied].Add(1)
 		return out
 	}
-	return b.publish(r.now, &m, OriginClient, out)
+	return b.publish(r.now, m, OriginClient, out)
 }
 
 // resolveIncoming finds the topic name of an incoming PUBLISH.
@@ -102,6 +108,9 @@ func (b *Broker) resolveIncoming(p *packet.Packet, m *message) packet.ReturnCode
 		m.topicID, _ = b.topics.lookup(name)
 	case packet.TopicShort:
 		m.topic = b.topics.shortName(p.TopicID)
+		if !topic.IsShortName(m.topic) {
+			return packet.InvalidTopicID // "a#", "+b": a topic name holds no wildcard
+		}
 	default:
 		return packet.InvalidTopicID
 	}
@@ -249,6 +258,8 @@ func (b *Broker) unqueued(m *message) {
 	b.c.gauges.queued.Add(-1)
 	if m.sleepBuffered {
 		b.c.gauges.sleepBuffered.Add(-1)
+		// Out of the buffer: a copy requeued later (requeueInflight) must not count again.
+		m.sleepBuffered = false
 	}
 }
 
@@ -437,13 +448,20 @@ func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram
 	s.validated = true
 	switch p.ReturnCode {
 	case packet.Congestion:
-		// The client asks us to back off: resend after T_RETRY.
+		// The client asks us to back off: resend after T_RETRY. It answered, so this
+		// is not a retry towards N_RETRY.
 		s.inflight[i].deadline = r.now.Add(b.cfg.RetryInterval)
+		s.inflight[i].retries = 0
 		return out
 	case packet.InvalidTopicID:
 		// The client lost the mapping (6.12): register again and resend, once.
 		in := s.inflight[i]
 		b.completeInflight(s, i)
+		if in.msg == nil && len(in.buf) >= in.dupAt+3 && packet.Flags(in.buf[in.dupAt]).TopicIDType() == packet.TopicNormal {
+			// A clean session keeps no copy to resend: forget the mapping, so that the
+			// next delivery on the topic registers it again.
+			delete(s.known, uint16(in.buf[in.dupAt+1])<<8|uint16(in.buf[in.dupAt+2]))
+		}
 		if in.msg != nil && !in.msg.reRegistered && in.msg.idType == packet.TopicNormal {
 			delete(s.known, in.msg.topicID)
 			m := *in.msg

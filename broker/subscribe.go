@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/packet"
@@ -54,6 +55,9 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 		filter, id = name, p.TopicID
 	case packet.TopicShort:
 		filter, id = b.topics.shortName(p.TopicID), p.TopicID
+		if !topic.IsShortName(filter) {
+			rc = packet.InvalidTopicID // a short topic is a name: no wildcard
+		}
 	}
 	if rc == packet.Accepted && b.cfg.Access != nil && !b.cfg.Access.allowed(s.clientID, ActionSubscribe, filter) {
 		b.c.drops[DropDenied].Add(1)
@@ -102,10 +106,17 @@ func (b *Broker) sendRetained(s *session, filter string, granted packet.QoS, now
 		}
 		return out
 	}
-	for name, rm := range b.retained {
+	var names []string
+	for name := range b.retained {
 		if topic.Match(filter, name) {
-			out = b.queueRetained(s, name, rm, granted, now, out)
+			names = append(names, name)
 		}
+	}
+	// In name order, not map order: the engine stays deterministic for a given input
+	// (fuzz reproduction, transcripts, seeded simulations).
+	slices.Sort(names)
+	for _, name := range names {
+		out = b.queueRetained(s, name, b.retained[name], granted, now, out)
 	}
 	return out
 }

@@ -159,6 +159,7 @@ func (b *Broker) handleRegack(r *request, s *session, out []Datagram) []Datagram
 	case packet.Congestion:
 		// Try again after T_RETRY; the retry is not counted against N_RETRY.
 		reg.deadline = r.now.Add(b.cfg.RetryInterval)
+		reg.retries = 0
 		return out
 	default:
 		// A rejection means "do not send me this topic" (6.10): forget what is queued

@@ -15,7 +15,9 @@ func decodeEncapsulated(b []byte, hdr int, p *Packet) error {
 	ctrl := b[hdr]
 	nodeID := b[hdr+1 : n]
 	inner := b[n:]
-	if len(inner) >= 2 && (inner[1] == byte(ENCAPSULATED) || inner[0] == 0x01 && len(inner) >= 4 && inner[3] == byte(ENCAPSULATED)) {
+	// The inner MsgType is octet 1, or octet 3 after a 3-octet Length (whose octet 1 is
+	// part of the length, not a type).
+	if len(inner) >= 2 && (inner[0] != 0x01 && inner[1] == byte(ENCAPSULATED) || inner[0] == 0x01 && len(inner) >= 4 && inner[3] == byte(ENCAPSULATED)) {
 		return errorf(ENCAPSULATED, ReasonEncapsulation, 0, 0, "nested encapsulation")
 	}
 	ihdr, t, err := header(inner)

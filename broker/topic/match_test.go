@@ -173,7 +173,7 @@ func TestMatchRandom(t *testing.T) {
 func TestMatchAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		for _, tc := range matchCases {
-			Match(tc.filter, tc.name)
+			_ = Match(tc.filter, tc.name)
 		}
 	})
 	if allocs != 0 {

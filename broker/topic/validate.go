@@ -83,5 +83,5 @@ func invalidUTF8At(s string) int {
 // IsWildcard reports whether filter contains a wildcard character. For a valid filter
 // that is the same as having a '+' or '#' level, i.e. matching more than one name.
 func IsWildcard(filter string) bool {
-	return strings.IndexAny(filter, "+#") >= 0
+	return strings.ContainsAny(filter, "+#")
 }

@@ -1,0 +1,112 @@
+# MusQraTT. `make run` serves MQTT-SN on UDP port 1883; `make test` is the whole suite
+# (what .ci/run and CI run). `make help` lists the targets.
+
+SHELL := /bin/bash
+GO    ?= go
+
+# Fuzz time per target: short in `make test`, long in `make fuzz`.
+FUZZTIME      ?= 10s
+LONG_FUZZTIME ?= 10m
+
+# staticcheck, pinned. 2026.2.2 is module version v0.8.2 (2025.1.1, v0.6.1, also
+# works, but the proxy serves it only by its module version).
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK         := $(shell $(GO) env GOPATH)/bin/staticcheck
+
+# Debian packages the tests use (brokers and clients to interoperate with, QEMU for the
+# images, independent MQTT-SN dissectors, a browser for the status page, netns tools).
+# Tests that need a missing one skip and say so.
+DEB_PACKAGES := mosquitto mosquitto-clients qemu-system-arm qemu-system-x86 tshark \
+	python3-scapy chromium chromium-driver nftables iproute2
+
+# Every Go file of the repository, for gofmt (testdata excluded: it may hold
+# deliberately odd files).
+GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
+
+.PHONY: help run build test deps vet fmt-check staticcheck unit fuzz-smoke fuzz hosted-coverage clean
+
+help:
+	@echo "make run        serve MQTT-SN on UDP 1883 (go run ./cmd/musqratt)"
+	@echo "make build      build bin/musqratt"
+	@echo "make test       the whole suite: deps, vet, gofmt, staticcheck, go test -race, fuzz smoke"
+	@echo "make fuzz       run every fuzz target for LONG_FUZZTIME (default $(LONG_FUZZTIME)) each"
+	@echo "make deps       install the Debian packages the tests use (root only, only if missing)"
+
+run:
+	$(GO) run ./cmd/musqratt
+
+build:
+	$(GO) build -o bin/musqratt ./cmd/musqratt
+
+test: deps vet fmt-check staticcheck hosted-coverage unit fuzz-smoke
+	@echo "make test: all checks passed"
+
+deps:
+	@if ! command -v dpkg-query >/dev/null; then \
+		echo "deps: not a Debian system; install by hand: $(DEB_PACKAGES)"; exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		echo "deps: Debian packages present"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "deps: NOT INSTALLED (not root):$$missing"; \
+		echo "deps: tests that need them will be skipped; as root: apt-get install$$missing"; \
+	else \
+		echo "deps: installing$$missing"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
+		echo "deps: installed$$missing"; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@files=$$(gofmt -l $(GO_FILES)); \
+	if [ -n "$$files" ]; then echo "gofmt: these files need gofmt -w:"; echo "$$files"; exit 1; fi; \
+	echo "gofmt: ok"
+
+staticcheck:
+	@if ! $(STATICCHECK) -version 2>/dev/null | grep -q "($(STATICCHECK_VERSION:v%=%))"; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION)"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
+	$(STATICCHECK) ./...
+
+# Packages whose every file is build-constrained (e.g. GOOS=tamago boards) are not in
+# ./... on this host: say which, so nothing is left out silently.
+hosted-coverage:
+	@listed=$$($(GO) list -f '{{.Dir}}' ./... | sort); \
+	for d in $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -exec dirname {} \; | sort -u); do \
+		abs=$$(cd $$d && pwd); \
+		grep -qxF "$$abs" <<<"$$listed" || echo "not built on this host (build constraints): $$d"; \
+	done; true
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+# One short run of every fuzz target, found anew each time (func FuzzX in a _test.go).
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz-all FUZZ_EACH=$(FUZZTIME)
+
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-all FUZZ_EACH=$(LONG_FUZZTIME)
+
+.PHONY: fuzz-all
+fuzz-all:
+	@set -e; n=0; \
+	for f in $$(grep -rl --include='*_test.go' --exclude-dir=testdata --exclude-dir=.git '^func Fuzz' . | sort); do \
+		dir=$$(dirname $$f); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "==> fuzz $$dir $$t for $(FUZZ_EACH)"; \
+			$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZ_EACH) $$dir; \
+			n=$$((n+1)); \
+		done; \
+	done; \
+	echo "==> fuzz: $$n targets run"
+
+clean:
+	rm -rf bin

@@ -1,0 +1,113 @@
+package kernel
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/musqratt/musqratt/broker"
+	"github.com/musqratt/musqratt/net/serve"
+)
+
+// Run serves cfg over conn until ctx is cancelled (it then returns nil) or conn fails.
+// It builds the broker engine from cfg.Broker, logs its events to logger (nil:
+// slog.Default()), and drives it with net/serve. The caller owns conn and closes it
+// after Run returns.
+func Run(ctx context.Context, cfg Config, conn net.PacketConn, logger *slog.Logger) error {
+	return RunConns(ctx, cfg, []net.PacketConn{conn}, logger)
+}
+
+// RunConns is Run over several connections (one per listen address): one engine
+// serves them all, and replies leave by the connection the client was heard on.
+func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if len(conns) == 0 {
+		return fmt.Errorf("kernel: no connection to serve")
+	}
+	events := serve.NewEventLog(logger, 0)
+	bc := cfg.Broker
+	if next := bc.OnEvent; next != nil {
+		bc.OnEvent = func(e broker.Event) { events.Event(e); next(e) }
+	} else {
+		bc.OnEvent = events.Event
+	}
+	if bc.Seed == 0 {
+		bc.Seed = randomSeed()
+	}
+	p := cfg.Persistence
+	bc.Persist = p != nil
+	b, err := broker.New(bc)
+	if err != nil {
+		return fmt.Errorf("kernel: broker configuration: %w", err)
+	}
+	opts := serve.Options{
+		Broadcast: cfg.Broadcast,
+		Clock:     cfg.Clock,
+		Observe:   cfg.Observe,
+		Logger:    logger,
+	}
+	switch {
+	case p != nil:
+		if err := p.Restore(b, time.Now()); err != nil {
+			return fmt.Errorf("kernel: restoring state: %w", err)
+		}
+		opts.Commit = func(now time.Time) error { return p.Commit(b, now) }
+		opts.CommitDeadline = p.Deadline
+	case cfg.StateFile != "":
+		logger.Warn("state_file is not supported by this build; state is kept in memory", "state_file", cfg.StateFile)
+	}
+	srv := serve.New(b, opts, conns...)
+
+	addrs := make([]string, len(conns))
+	for i, c := range conns {
+		addrs[i] = c.LocalAddr().String()
+	}
+	bcast := make([]string, len(cfg.Broadcast))
+	for i, a := range cfg.Broadcast {
+		bcast[i] = a.String()
+	}
+	gwID := bc.GatewayID
+	if gwID == 0 {
+		gwID = broker.Defaults().GatewayID
+	}
+	attrs := []any{"listen", strings.Join(addrs, ","), "gateway_id", gwID}
+	if cfg.Version != "" {
+		attrs = append([]any{"version", cfg.Version}, attrs...)
+	}
+	if len(bcast) > 0 {
+		attrs = append(attrs, "broadcast", strings.Join(bcast, ","))
+	}
+	if p != nil {
+		attrs = append(attrs, "state_file", cfg.StateFile, "durability", cfg.Durability)
+	}
+	logger.Info("musqratt serving MQTT-SN", attrs...)
+	if cfg.StatusListen != "" {
+		logger.Warn("status_listen is not implemented yet; no status server started", "addr", cfg.StatusListen)
+	}
+
+	err = srv.Run(ctx)
+	events.Flush()
+	st, bs := srv.Stats(), b.Stats()
+	logger.Info("musqratt stopped",
+		"datagrams_in", st.Received, "datagrams_out", st.Sent, "oversized", st.Oversized,
+		"read_errors", st.ReadErrors, "write_errors", st.WriteErrors,
+		"publishes_in", bs.PublishesIn, "deliveries", bs.Deliveries, "dropped", bs.TotalDrops())
+	return err
+}
+
+// randomSeed seeds the engine's message-id generator from the system's randomness, so
+// an off-path spoofer cannot predict the ids it would have to acknowledge.
+func randomSeed() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint64(time.Now().UnixNano()) | 1
+	}
+	return binary.LittleEndian.Uint64(b[:]) | 1
+}
