@@ -50,7 +50,10 @@ type Error struct {
 
 func (e *Error) Error() string {
 	s := "packet: "
-	if e.Reason != ReasonReservedType && (e.Type.Defined() || e.Type != 0) {
+	// No type to name when the datagram was too short to hold one (header's errors:
+	// Want is the header length, 2 or 4; every type's own minimum is larger).
+	noType := e.Reason == ReasonShort && e.Type == 0 && e.Want <= 4
+	if e.Reason != ReasonReservedType && !noType {
 		s += e.Type.String() + ": "
 	}
 	s += e.Detail

@@ -17,9 +17,10 @@ import (
 //   - an accepted datagram has a defined type, and Append of what was decoded decodes
 //     again to the same message. Equality is semantic: the 3-octet Length of a short
 //     message comes back in the 1-octet form, and a WILLTOPIC whose topic is empty comes
-//     back as the 2-octet "empty" form, which has no Flags;
+//     back as the 2-octet "empty" form, which has no Flags (reserved Ctrl bits of an
+//     encapsulation are dropped too);
 //   - Append's output is canonical: encoding it again gives the same octets, and Len
-//     gives its length.
+//     gives its length; a datagram already in that form comes back octet for octet.
 //
 // The seed corpus is testdata/fuzz/FuzzDecode: one file per message type, and malformed
 // datagrams.

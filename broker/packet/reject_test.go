@@ -68,12 +68,11 @@ func TestRejectTruncatedPrefixes(t *testing.T) {
 func TestRejectTruncatedThreeOctetLength(t *testing.T) {
 	b := Append(nil, &Packet{Type: PUBLISH, TopicID: 1, Data: make([]byte, 300)})
 	for i := 0; i < len(b); i++ {
-		e := decodeErr(t, b[:i:i])
-		if want := ReasonLength; i < 4 {
-			if e.Reason != ReasonShort {
-				t.Errorf("%d-octet prefix: Reason %v, want %v", i, e.Reason, ReasonShort)
-			}
-		} else if e.Reason != want {
+		want := ReasonLength
+		if i < 4 {
+			want = ReasonShort
+		}
+		if e := decodeErr(t, b[:i:i]); e.Reason != want {
 			t.Errorf("%d-octet prefix: Reason %v, want %v", i, e.Reason, want)
 		}
 	}
@@ -240,6 +239,23 @@ func TestDecodeSmallDatagrams(t *testing.T) {
 			_ = Decode([]byte{byte(a), byte(b), 0, 0}, &p)
 			_ = Decode([]byte{0x01, byte(a), byte(b), 0xfe, 0x00}, &p)
 			_ = Decode([]byte{byte(a), 0xfe, 0x00, byte(b), 0x17}, &p)
+		}
+	}
+}
+
+// An error names the message type only when the datagram held one.
+func TestErrorText(t *testing.T) {
+	for _, tc := range []struct{ hex, want string }{
+		{"05", "packet: datagram of 1 octets is shorter than a header"},
+		{"01 00", "packet: datagram of 2 octets is shorter than a 3-octet-length header"},
+		{"05 fe 01 aabb", "packet: encapsulated message: datagram of 0 octets is shorter than a header"},
+		{"04 00 2a 03", "packet: ADVERTISE: 4 octets, need at least 5"},
+		{"00 00", "packet: ADVERTISE: length field 0 is smaller than its own header (2)"},
+		{"08 0d 0005 0102 00 00", "packet: PUBACK: 8 octets, must be exactly 7"},
+		{"02 03", "packet: message type 0x03 is reserved"},
+	} {
+		if got := decodeErr(t, unhex(t, tc.hex)).Error(); got != tc.want {
+			t.Errorf("Decode(%s): %q, want %q", tc.hex, got, tc.want)
 		}
 	}
 }
