@@ -110,3 +110,23 @@ fuzz-all:
 
 clean:
 	rm -rf bin
+
+# Latency benchmark: the broker on a loopback port against the in-process UDP relay
+# floor, QoS 0, 1 and 2 at 1000 msg/s with 32-octet payloads (docs/performance.md).
+# Markdown tables on stdout; CDF plots in bin/bench-qos*.svg.
+BENCH_ADDR   ?= 127.0.0.1:18830
+BENCH_N      ?= 2000
+BENCH_ROUNDS ?= 3
+
+.PHONY: bench
+bench: build
+	@set -u; bin/musqratt serve --listen $(BENCH_ADDR) --broadcast none --log-level warn & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
+	sleep 0.5; rc=0; \
+	echo "# make bench: $$(date -u '+%Y-%m-%d %H:%M UTC'), $$(uname -srm), $$(nproc) CPU, $$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'), $$($(GO) version | cut -d' ' -f3)"; \
+	for q in 0 1 2; do \
+		echo; echo "## QoS $$q"; echo; \
+		echo '```'; echo "bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 --rounds $(BENCH_ROUNDS) --plot bin/bench-qos$$q.svg"; echo '```'; echo; \
+		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 \
+			--rounds $(BENCH_ROUNDS) --plot bin/bench-qos$$q.svg || rc=1; \
+	done; exit $$rc

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"net"
+	"sync"
+
+	"github.com/musqratt/musqratt/broker/packet"
+)
+
+// relay is the floor of the benchmark: a raw UDP relay on 127.0.0.1 that answers the
+// session set-up just enough for the same client code to run against it, forwards each
+// PUBLISH datagram unchanged to the subscriber, and acknowledges it to the publisher.
+// It keeps no state but the subscriber's address: what is left of a broker's latency
+// once the broker does nothing.
+type relay struct {
+	c    *net.UDPConn
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func startRelay() (*relay, error) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(1 << 20)
+	_ = c.SetWriteBuffer(1 << 20)
+	r := &relay{c: c}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.serve()
+	}()
+	return r, nil
+}
+
+func (r *relay) addr() *net.UDPAddr { return r.c.LocalAddr().(*net.UDPAddr) }
+
+func (r *relay) close() {
+	r.once.Do(func() {
+		r.c.Close()
+		r.wg.Wait()
+	})
+}
+
+func (r *relay) serve() {
+	buf := make([]byte, 65536)
+	var out []byte
+	var p packet.Packet
+	var sub *net.UDPAddr
+	reply := func(to *net.UDPAddr, q *packet.Packet) {
+		out = packet.Append(out[:0], q)
+		_, _ = r.c.WriteToUDP(out, to)
+	}
+	for {
+		n, from, err := r.c.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		p.Reset()
+		if packet.Decode(buf[:n], &p) != nil {
+			continue
+		}
+		switch p.Type {
+		case packet.PUBLISH:
+			if sub != nil && !sameAddr(from, sub) {
+				_, _ = r.c.WriteToUDP(buf[:n], sub)
+			}
+			switch p.Flags.QoS() {
+			case packet.QoS1:
+				reply(from, &packet.Packet{Type: packet.PUBACK, TopicID: p.TopicID, MsgID: p.MsgID})
+			case packet.QoS2:
+				reply(from, &packet.Packet{Type: packet.PUBREC, MsgID: p.MsgID})
+			}
+		case packet.PUBREC: // from the subscriber, QoS 2
+			reply(from, &packet.Packet{Type: packet.PUBREL, MsgID: p.MsgID})
+		case packet.PUBREL: // from the publisher, QoS 2
+			reply(from, &packet.Packet{Type: packet.PUBCOMP, MsgID: p.MsgID})
+		case packet.CONNECT:
+			reply(from, &packet.Packet{Type: packet.CONNACK})
+		case packet.SUBSCRIBE:
+			sub = from
+			reply(from, &packet.Packet{Type: packet.SUBACK, Flags: p.Flags & packet.Flags(0).WithQoS(packet.QoSMinus1),
+				TopicID: 1, MsgID: p.MsgID})
+		case packet.REGISTER:
+			reply(from, &packet.Packet{Type: packet.REGACK, TopicID: 1, MsgID: p.MsgID})
+		case packet.PINGREQ:
+			reply(from, &packet.Packet{Type: packet.PINGRESP})
+		case packet.DISCONNECT:
+			if sub != nil && sameAddr(from, sub) {
+				sub = nil
+			}
+			reply(from, &packet.Packet{Type: packet.DISCONNECT})
+		}
+	}
+}
+
+func sameAddr(a, b *net.UDPAddr) bool { return a.Port == b.Port && a.IP.Equal(b.IP) }
