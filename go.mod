@@ -4,4 +4,11 @@ go 1.26.0
 
 tool github.com/usbarmory/tamago/cmd/tamago
 
-require github.com/usbarmory/tamago v1.26.0 // indirect
+require (
+	github.com/google/btree v1.1.2 // indirect
+	github.com/usbarmory/tamago v1.26.0 // indirect
+	golang.org/x/exp v0.0.0-20231110203233-9a3e6036ecaa // indirect
+	golang.org/x/sys v0.36.0 // indirect
+	golang.org/x/time v0.12.0 // indirect
+	gvisor.dev/gvisor v0.0.0-20260413194555-9680d69bf798 // indirect
+)

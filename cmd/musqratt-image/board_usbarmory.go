@@ -1,0 +1,5 @@
+//go:build tamago && usbarmory
+
+package main
+
+import _ "github.com/musqratt/musqratt/board/usbarmory"
