@@ -13,6 +13,18 @@ import (
 	"time"
 )
 
+// notRun skips the test saying plainly that it was not run and why, or,
+// when MUSQRATT_IMAGE_TESTS=require (for CI machines that have QEMU and the
+// TamaGo toolchain), fails it.
+func notRun(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("MUSQRATT_IMAGE_TESTS") == "require" {
+		t.Fatalf("image test required (MUSQRATT_IMAGE_TESTS=require) but cannot run: %s", msg)
+	}
+	t.Skipf("NOT RUN: %s", msg)
+}
+
 // image builds the image for m, or skips the test saying plainly what is
 // missing: these tests need the TamaGo toolchain and QEMU.
 func image(t *testing.T, m Machine) string {
@@ -21,7 +33,7 @@ func image(t *testing.T, m Machine) string {
 		t.Skipf("NOT RUN: %s image test skipped in -short mode", m.Board)
 	}
 	if err := Available(m); err != nil {
-		t.Skipf("NOT RUN: %s image test needs QEMU: %v", m.Board, err)
+		notRun(t, "%s image test needs QEMU: %v", m.Board, err)
 	}
 	ctx := context.Background()
 	mod, err := ModuleDir(ctx, ".")
@@ -30,7 +42,7 @@ func image(t *testing.T, m Machine) string {
 	}
 	tamago, err := Toolchain(ctx, mod)
 	if err != nil {
-		t.Skipf("NOT RUN: %s image test needs the TamaGo toolchain: %v", m.Board, err)
+		notRun(t, "%s image test needs the TamaGo toolchain: %v", m.Board, err)
 	}
 	out := filepath.Join(t.TempDir(), "musqratt-"+m.Board+".elf")
 	t0 := time.Now()
@@ -145,7 +157,7 @@ func testExitStatus(t *testing.T, m Machine) {
 		t.Skipf("NOT RUN: %s image test skipped in -short mode", m.Board)
 	}
 	if err := Available(m); err != nil {
-		t.Skipf("NOT RUN: %s image test needs QEMU: %v", m.Board, err)
+		notRun(t, "%s image test needs QEMU: %v", m.Board, err)
 	}
 	ctx := context.Background()
 	mod, err := ModuleDir(ctx, ".")
@@ -154,7 +166,7 @@ func testExitStatus(t *testing.T, m Machine) {
 	}
 	tamago, err := Toolchain(ctx, mod)
 	if err != nil {
-		t.Skipf("NOT RUN: %s image test needs the TamaGo toolchain: %v", m.Board, err)
+		notRun(t, "%s image test needs the TamaGo toolchain: %v", m.Board, err)
 	}
 	img := filepath.Join(t.TempDir(), "bad-port.elf")
 	if err := Build(ctx, tamago, mod, m, img, "-X", "main.Port=no-such-port"); err != nil {
