@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			if f, ok := subcommands[args[1]]; ok {
-				return f(ctx, []string{"-h"}, stdout, stderr)
+				return f(ctx, []string{"-help"}, stdout, stderr)
 			}
 		}
 		usage(stdout)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/musqratt/musqratt/broker/client"
+	"github.com/musqratt/musqratt/broker/packet"
+)
+
+// clientFlags are the flags musqratt pub and sub share: where the gateway is, who the
+// client is, its will, and the protocol timers. Names follow mosquitto_pub/sub and
+// mqtt-sn-tools (-h host, -p port, -i id, -t topic, -T pre-defined id, -q QoS, -k
+// keep-alive), so scripts carry over.
+type clientFlags struct {
+	host       string
+	port       int
+	id         string
+	keepAlive  int
+	persistent bool
+	retry      time.Duration
+	retries    int
+	debug      bool
+
+	willTopic   string
+	willPayload string
+	willQoS     int
+	willRetain  bool
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet, idPrefix string) {
+	fs.StringVar(&f.host, "h", "localhost", "the gateway's `HOST` name or address")
+	fs.IntVar(&f.port, "p", 1883, "the gateway's UDP `PORT`")
+	fs.StringVar(&f.id, "i", fmt.Sprintf("%s-%d", idPrefix, os.Getpid()), "client `ID` (1-23 octets)")
+	fs.IntVar(&f.keepAlive, "k", 60, "keep-alive in `SECONDS` (1-65535)")
+	fs.BoolVar(&f.persistent, "c", false, "persistent session (CleanSession 0): the gateway keeps subscriptions and queued messages across connections")
+	fs.DurationVar(&f.retry, "retry", client.DefaultRetryInterval, "T_RETRY: resend an unanswered request after `DURATION`")
+	fs.IntVar(&f.retries, "retries", client.DefaultRetries, "N_RETRY: resend an unanswered request at most `N` times")
+	fs.BoolVar(&f.debug, "d", false, "print each protocol step on stderr")
+	fs.StringVar(&f.willTopic, "will-topic", "", "publish a will to `TOPIC` if this client is lost")
+	fs.StringVar(&f.willPayload, "will-payload", "", "the will's `MESSAGE`")
+	fs.IntVar(&f.willQoS, "will-qos", 0, "the will's `QOS` (0, 1 or 2)")
+	fs.BoolVar(&f.willRetain, "will-retain", false, "retain the will")
+}
+
+// config checks the flags and returns the gateway address and client configuration.
+func (f *clientFlags) config() (addr string, cfg client.Config, err error) {
+	if f.port < 1 || f.port > 65535 {
+		return "", cfg, fmt.Errorf("-p %d: a UDP port is 1-65535", f.port)
+	}
+	if l := len(f.id); l < 1 || l > packet.MaxClientIDLen {
+		return "", cfg, fmt.Errorf("-i %q: a client id is 1-%d octets", f.id, packet.MaxClientIDLen)
+	}
+	if f.keepAlive < 1 || f.keepAlive > 65535 {
+		return "", cfg, fmt.Errorf("-k %d: keep-alive is 1-65535 seconds", f.keepAlive)
+	}
+	if f.retry <= 0 || f.retries < 1 {
+		return "", cfg, fmt.Errorf("--retry %v --retries %d: both must be positive", f.retry, f.retries)
+	}
+	cfg = client.Config{ClientID: f.id, KeepAlive: time.Duration(f.keepAlive) * time.Second,
+		Persistent: f.persistent, RetryInterval: f.retry, Retries: f.retries}
+	if f.willTopic != "" {
+		if f.willQoS < 0 || f.willQoS > 2 {
+			return "", cfg, fmt.Errorf("--will-qos %d: a will is QoS 0, 1 or 2", f.willQoS)
+		}
+		cfg.Will = &client.Will{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: packet.QoS(f.willQoS), Retain: f.willRetain}
+	} else if f.willPayload != "" || f.willRetain {
+		return "", cfg, fmt.Errorf("--will-payload and --will-retain need --will-topic")
+	}
+	return net.JoinHostPort(strings.Trim(f.host, "[]"), strconv.Itoa(f.port)), cfg, nil
+}
+
+// debugf prints a protocol step when -d is set.
+func (f *clientFlags) debugf(w io.Writer, format string, args ...any) {
+	if f.debug {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+// topicFlags are -t NAME and -T ID: repeatable for sub, one of them once for pub.
+type topicFlags struct {
+	names stringsFlag
+	ids   stringsFlag
+}
+
+func (t *topicFlags) register(fs *flag.FlagSet, what string) {
+	fs.Var(&t.names, "t", what+" `TOPIC` by name (a 2-octet name is sent as a short topic name)")
+	fs.Var(&t.ids, "T", what+" pre-defined topic `ID` (1-65534), as configured on the gateway")
+}
+
+// topics returns the topics named, in flag order (names first).
+func (t *topicFlags) topics() ([]client.Topic, error) {
+	var out []client.Topic
+	for _, n := range t.names {
+		if n == "" {
+			return nil, fmt.Errorf("-t: empty topic name")
+		}
+		out = append(out, client.Auto(n))
+	}
+	for _, s := range t.ids {
+		id, err := strconv.ParseUint(s, 0, 16)
+		if err != nil || id == 0 || id == 0xFFFF {
+			return nil, fmt.Errorf("-T %q: a pre-defined topic id is 1-65534", s)
+		}
+		out = append(out, client.Predefined(uint16(id)))
+	}
+	return out, nil
+}
+
+// parseQoS reads -q: lo..2.
+func parseQoS(q, lo int) (packet.QoS, error) {
+	if q < lo || q > 2 {
+		return 0, fmt.Errorf("-q %d: QoS is %d to 2", q, lo)
+	}
+	return packet.QoS(q), nil
+}
+
+// parseClientFlags parses args into fs, printing usage on -help; done reports that the
+// command should exit with code.
+func parseClientFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if len(args) == 1 && args[0] == "-h" {
+		// "-h" is the host flag (as in mosquitto_pub); alone, it asks for help.
+		fs.Usage()
+		return 0, true
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0, true
+		}
+		return 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2, true
+	}
+	return 0, false
+}
