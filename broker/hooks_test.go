@@ -141,3 +141,31 @@ func TestStringers(t *testing.T) {
 		}
 	}
 }
+
+// Several Injects into one batch: each datagram keeps its own bytes (the arena is
+// appended to, not reused, while out holds datagrams).
+func TestInjectBatchKeepsEarlierDatagrams(t *testing.T) {
+	n := newNet(t, broker.Config{})
+	sub := n.NewClient("sub", addr2)
+	sub.Connect(t, brokertest.ConnectOptions{})
+	sub.Subscribe(t, "sys/a", 0)
+	sub.Subscribe(t, "sys/b", 0)
+	var out []broker.Datagram
+	for _, m := range []struct{ topic, payload string }{{"sys/a", "first"}, {"sys/b", "second"}, {"sys/a", "third"}} {
+		var err error
+		if out, err = n.Broker.Inject(n.Now(), m.topic, []byte(m.payload), 0, false, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, d := range out {
+		var p packet.Packet
+		if err := packet.Decode(d.B, &p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(p.Data))
+	}
+	if !slices.Equal(got, []string{"first", "second", "third"}) {
+		t.Errorf("batch payloads %q", got)
+	}
+}

@@ -537,7 +537,9 @@ func (b *Broker) handlePubrel(r *request, s *session, out []Datagram) []Datagram
 // Inject publishes a message that did not come from an MQTT-SN client — `$SYS` topics
 // from the driver, or messages a bridge received upstream — to the local subscribers,
 // exactly as a client's PUBLISH would be. It returns an error for an invalid topic name
-// or QoS; the payload is copied where it must outlive the call.
+// or QoS; the payload is copied where it must outlive the call. Datagrams already in
+// out (from Tick, or an earlier Inject) stay valid: several messages can be injected
+// into one batch before it is sent.
 func (b *Broker) Inject(now time.Time, topicName string, payload []byte, qos int8, retain bool, out []Datagram) ([]Datagram, error) {
 	if err := topic.ValidateName(topicName); err != nil {
 		return out, err
@@ -545,7 +547,11 @@ func (b *Broker) Inject(now time.Time, topicName string, payload []byte, qos int
 	if qos < 0 || qos > 2 {
 		return out, fmt.Errorf("broker: inject %q: QoS %d must be 0, 1 or 2", topicName, qos)
 	}
-	b.arena = b.arena[:0]
+	if len(out) == 0 {
+		// Nothing of the caller's aliases the arena: reuse it. Otherwise append (a
+		// reallocation leaves the earlier datagrams on the old array, still valid).
+		b.arena = b.arena[:0]
+	}
 	id, _ := b.topics.lookup(topicName)
 	m := message{topic: topicName, topicID: id, data: payload, qos: packet.QoS(qos), retain: retain}
 	return b.publish(now, &m, OriginLocal, out), nil

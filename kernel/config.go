@@ -29,8 +29,20 @@ type Config struct {
 	LogFormat string     // "text" or "json" (config key log_format)
 
 	// StatusListen is the address of the HTTP status server (config key
-	// status_listen). Not implemented yet: Run warns and starts nothing.
+	// status_listen): /metrics, the status page, pprof. The hosted daemon starts it
+	// (from OnServing); Run itself serves only MQTT-SN.
 	StatusListen string
+
+	// SysInterval is how often the $SYS topics are published (config key
+	// sys_interval); 0: never.
+	SysInterval time.Duration
+
+	// OnServing, if set, is called once the broker serves, with its Metrics: the
+	// program's way to the numbers (the console dump, SIGUSR1, the status server).
+	OnServing func(*Metrics)
+
+	// Board names the hardware in the metrics dump's title ("" hosted).
+	Board string
 
 	// Durable state (docs/durability.md), hosted builds only. StateFile "" keeps state
 	// in memory (config keys state_file, durability, sync_interval, compact_size).
@@ -86,6 +98,7 @@ func builtin() Config {
 		Durability:   "strict",
 		SyncInterval: time.Second,
 		CompactSize:  64 << 20,
+		SysInterval:  10 * time.Second,
 		Broker:       broker.Defaults(),
 	}
 }

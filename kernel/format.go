@@ -110,6 +110,11 @@ func Format(cfg Config) []byte {
 	} else {
 		line("status_listen", "%s", cfg.StatusListen)
 	}
+	if cfg.SysInterval == 0 {
+		line("sys_interval", "off")
+	} else {
+		line("sys_interval", "%s", formatDuration(cfg.SysInterval))
+	}
 	return b.Bytes()
 }
 

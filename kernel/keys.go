@@ -60,7 +60,8 @@ func init() {
 		{name: "compact_size", minArgs: 1, maxArgs: 1, example: "compact_size 64MiB", set: sizeKey(func(c *Config) *int { return &c.CompactSize }, 4096, 1<<30)},
 		{name: "log_level", minArgs: 1, maxArgs: 1, example: "log_level info", set: setLogLevel},
 		{name: "log_format", minArgs: 1, maxArgs: 1, example: "log_format text", set: setLogFormat},
-		{name: "status_listen", minArgs: 1, maxArgs: 1, example: "status_listen off", set: setStatusListen},
+		{name: "status_listen", minArgs: 1, maxArgs: 1, example: "status_listen 127.0.0.1:8080", set: setStatusListen},
+		{name: "sys_interval", minArgs: 1, maxArgs: 1, example: "sys_interval 10s", set: setSysInterval},
 	}
 }
 
@@ -332,6 +333,19 @@ func setStatusListen(p *parser, args []string, _ string) error {
 		return p.errorf("status_listen %q: want host:port, e.g. 127.0.0.1:8080, or off", args[0])
 	}
 	p.cfg.StatusListen = args[0]
+	return nil
+}
+
+func setSysInterval(p *parser, args []string, _ string) error {
+	if args[0] == "off" || args[0] == "0" {
+		p.cfg.SysInterval = 0
+		return nil
+	}
+	d, err := p.duration(args[0], 100*time.Millisecond, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	p.cfg.SysInterval = d
 	return nil
 }
 

@@ -95,6 +95,8 @@ func TestParseGoodLines(t *testing.T) {
 		{"log_format", "log_format json", func(c Config) bool { return c.LogFormat == "json" }},
 		{"status_listen", "status_listen 127.0.0.1:8080", func(c Config) bool { return c.StatusListen == "127.0.0.1:8080" }},
 		{"status_listen", "status_listen off", func(c Config) bool { return c.StatusListen == "" }},
+		{"sys_interval", "sys_interval 1m", func(c Config) bool { return c.SysInterval == time.Minute }},
+		{"sys_interval", "sys_interval off", func(c Config) bool { return c.SysInterval == 0 }},
 		// Syntax: comments, blank lines, indentation, tabs, CRLF.
 		{"", "# only a comment\n\n   \n", func(c Config) bool { return reflect.DeepEqual(c, builtin()) }},
 		{"", "\tmax_clients\t42   # trailing comment\r\n", func(c Config) bool { return c.Broker.MaxClients == 42 }},
@@ -182,6 +184,8 @@ func TestParseBadLines(t *testing.T) {
 		{"log_level loud", `log_level "loud": want debug, info, warn or error`},
 		{"log_format xml", `log_format "xml": want text or json`},
 		{"status_listen 8080", `status_listen "8080": want host:port`},
+		{"sys_interval 10", `sys_interval "10": needs a unit`},
+		{"sys_interval 1ms", `sys_interval 1ms: out of range`},
 		{"persistence true", `unknown key "persistence"; did you mean "state_file"?`},
 		{"max_amplification 0", `max_amplification "0": want a factor from 1 to 1000, or off`},
 		{"allow_network 10.0.0.0/33", `allow_network "10.0.0.0/33": want an address range`},

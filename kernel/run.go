@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/musqratt/musqratt/broker"
+	"github.com/musqratt/musqratt/latency"
 	"github.com/musqratt/musqratt/net/serve"
 )
 
@@ -41,6 +42,20 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 	if bc.Seed == 0 {
 		bc.Seed = randomSeed()
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = latency.Monotonic()
+	}
+	m := newMetrics(clock, cfg.Board)
+	if next := bc.Trace; next != nil {
+		bc.Trace = func(s broker.Stage) { m.trace(s); next(s) }
+	} else {
+		bc.Trace = m.trace
+	}
+	observe := m.observe
+	if next := cfg.Observe; next != nil {
+		observe = func(mark, sent uint64) { m.observe(mark, sent); next(mark, sent) }
+	}
 	p := cfg.Persistence
 	bc.Persist = p != nil
 	b, err := broker.New(bc)
@@ -49,8 +64,8 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 	}
 	opts := serve.Options{
 		Broadcast: cfg.Broadcast,
-		Clock:     cfg.Clock,
-		Observe:   cfg.Observe,
+		Clock:     clock,
+		Observe:   observe,
 		Logger:    logger,
 	}
 	switch {
@@ -63,7 +78,9 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 	case cfg.StateFile != "":
 		logger.Warn("state_file is not supported by this build; state is kept in memory", "state_file", cfg.StateFile)
 	}
-	srv := serve.New(b, opts, conns...)
+	eng := &engine{Broker: b, m: m, sysEvery: cfg.SysInterval, nextSys: time.Now(), version: strings.TrimSpace("musqratt " + cfg.Version), last: map[string]string{}}
+	srv := serve.New(eng, opts, conns...)
+	m.engine, m.server = b, srv
 
 	addrs := make([]string, len(conns))
 	for i, c := range conns {
@@ -88,8 +105,8 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 		attrs = append(attrs, "state_file", cfg.StateFile, "durability", cfg.Durability)
 	}
 	logger.Info("musqratt serving MQTT-SN", attrs...)
-	if cfg.StatusListen != "" {
-		logger.Warn("status_listen is not implemented yet; no status server started", "addr", cfg.StatusListen)
+	if cfg.OnServing != nil {
+		cfg.OnServing(m)
 	}
 
 	err = srv.Run(ctx)

@@ -95,6 +95,8 @@ Flags:
 		cfg.Persistence = st
 	}
 
+	watchMetrics(ctx, &cfg, logger, stderr)
+
 	conns := make([]net.PacketConn, 0, len(cfg.Listen))
 	defer func() {
 		for _, c := range conns {

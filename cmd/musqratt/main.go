@@ -3,6 +3,8 @@
 //	musqratt                  serve on UDP port 1883 with the built-in configuration
 //	musqratt serve [flags]    the same, with a configuration file and overrides
 //	musqratt pub|sub ...      publish or subscribe, as an MQTT-SN client
+//	musqratt stats            print a running broker's $SYS statistics
+//	musqratt bench ...        measure a broker's latency and throughput
 //	musqratt version
 //	musqratt help
 package main

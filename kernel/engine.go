@@ -1,0 +1,123 @@
+package kernel
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/musqratt/musqratt/broker"
+	"github.com/musqratt/musqratt/latency"
+)
+
+// engine is the broker as the driver sees it, with what the kernel adds around the
+// protocol: the start of each datagram's latency trace, and the $SYS topics, which
+// are published from the engine's own timer so they need no lock and no second
+// goroutine touching the engine.
+type engine struct {
+	*broker.Broker
+	m        *Metrics
+	sysEvery time.Duration // 0: no $SYS topics
+	nextSys  time.Time
+	version  string
+	last     map[string]string // the value each $SYS topic was last published with
+	payload  []byte
+}
+
+func (e *engine) Receive(now time.Time, in broker.Datagram, out []broker.Datagram) []broker.Datagram {
+	e.m.received(in.Mark)
+	return e.Broker.Receive(now, in, out)
+}
+
+func (e *engine) Tick(now time.Time, out []broker.Datagram) []broker.Datagram {
+	out = e.Broker.Tick(now, out)
+	if e.sysEvery > 0 && !now.Before(e.nextSys) {
+		out = e.publishSys(now, out)
+		e.nextSys = now.Add(e.sysEvery)
+	}
+	return out
+}
+
+func (e *engine) Deadline() time.Time {
+	d := e.Broker.Deadline()
+	if e.sysEvery > 0 && (d.IsZero() || e.nextSys.Before(d)) {
+		return e.nextSys
+	}
+	return d
+}
+
+// publishSys publishes the $SYS topics whose value changed, retained at QoS 0, as
+// Mosquitto does: a subscriber to $SYS/# gets the current values at once and then
+// the changes. Names follow Mosquitto's where the number means the same.
+func (e *engine) publishSys(now time.Time, out []broker.Datagram) []broker.Datagram {
+	s := e.m.Stats()
+	connected := s.ClientsByState[broker.StateActive] + s.ClientsByState[broker.StateAwake]
+	var total int64
+	for _, n := range s.ClientsByState {
+		total += n
+	}
+	var in, sent uint64
+	for i := range s.InByType {
+		in += s.InByType[i]
+		sent += s.OutByType[i]
+	}
+	e2e := e.m.tracer.EndToEnd().Snapshot()
+	values := []struct {
+		topic string
+		value string
+	}{
+		{"$SYS/broker/version", e.version},
+		{"$SYS/broker/uptime", strconv.FormatInt(int64(e.m.Uptime()/time.Second), 10) + " seconds"},
+		{"$SYS/broker/clients/connected", itoa(connected)},
+		{"$SYS/broker/clients/active", itoa(s.ClientsByState[broker.StateActive])},
+		{"$SYS/broker/clients/asleep", itoa(s.ClientsByState[broker.StateAsleep])},
+		{"$SYS/broker/clients/awake", itoa(s.ClientsByState[broker.StateAwake])},
+		{"$SYS/broker/clients/disconnected", itoa(s.ClientsByState[broker.StateDisconnected] + s.ClientsByState[broker.StateLost])},
+		{"$SYS/broker/clients/total", itoa(total)},
+		{"$SYS/broker/messages/received", utoa(in)},
+		{"$SYS/broker/messages/sent", utoa(sent)},
+		{"$SYS/broker/messages/inflight", itoa(s.Inflight)},
+		{"$SYS/broker/messages/dropped", utoa(s.TotalDrops())},
+		{"$SYS/broker/publish/messages/received", utoa(s.PublishesIn)},
+		{"$SYS/broker/publish/messages/sent", utoa(s.Deliveries)},
+		{"$SYS/broker/bytes/received", utoa(s.BytesIn)},
+		{"$SYS/broker/bytes/sent", utoa(s.BytesOut)},
+		{"$SYS/broker/subscriptions/count", itoa(s.Subscriptions)},
+		{"$SYS/broker/retained messages/count", itoa(s.Retained)},
+		{"$SYS/broker/topics/count", itoa(s.Topics)},
+		{"$SYS/broker/store/sleep buffered", itoa(s.SleepBuffered)},
+		{"$SYS/broker/latency/end_to_end/count", utoa(e2e.Count())},
+		{"$SYS/broker/latency/end_to_end/p50_us", micros(&e2e, 0.5)},
+		{"$SYS/broker/latency/end_to_end/p99_us", micros(&e2e, 0.99)},
+		{"$SYS/broker/latency/end_to_end/max_us", micros(&e2e, 1)},
+	}
+	for _, v := range values {
+		if prev, ok := e.last[v.topic]; ok && prev == v.value {
+			continue
+		}
+		e.last[v.topic] = v.value
+		e.payload = append(e.payload[:0], v.value...)
+		var err error
+		out, err = e.Broker.Inject(now, v.topic, e.payload, 0, true, out)
+		if err != nil {
+			// Only a bad topic name fails, and these are constants: a bug, shown once.
+			panic("kernel: $SYS topic " + v.topic + ": " + err.Error())
+		}
+	}
+	return out
+}
+
+func itoa(v int64) string  { return strconv.FormatInt(v, 10) }
+func utoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// micros is quantile q of s in microseconds with one decimal, "0" when empty.
+func micros(s *latency.HistSnapshot, q float64) string {
+	if s.Count() == 0 {
+		return "0"
+	}
+	var ns uint64
+	if q >= 1 {
+		ns = s.Max()
+	} else {
+		ns = s.Quantile(q)
+	}
+	return strconv.FormatFloat(float64(ns)/1e3, 'f', 1, 64)
+}

@@ -1,0 +1,228 @@
+package kernel
+
+import (
+	"io"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/musqratt/musqratt/broker"
+	"github.com/musqratt/musqratt/broker/packet"
+	"github.com/musqratt/musqratt/latency"
+	"github.com/musqratt/musqratt/net/serve"
+)
+
+// Metrics is a running broker's numbers in one place: the engine's counters and
+// gauges, the driver's, the process's memory, and the latency histograms (end to end
+// and per stage). Every rendering reads it — the text dump on the serial console, on
+// SIGUSR1 and from `musqratt stats`, the Prometheus endpoint, the status page and the
+// $SYS topics — so they never disagree. Its methods are safe from any goroutine.
+type Metrics struct {
+	engine  *broker.Broker
+	server  *serve.Server
+	clock   latency.Clock
+	tracer  *latency.Tracer
+	started time.Time
+	board   string
+
+	// stamps are the stage stamps of the datagram the engine is handling; engine
+	// goroutine only (Receive, the Trace hook and Observe all run there).
+	stamps [latency.NumStages]uint64
+
+	// resetAt holds the counters' values at the last Reset, so "reset counters" on the
+	// console does not touch the engine's own (monotonic, as Prometheus wants).
+	resetAt atomic.Pointer[baseline]
+}
+
+type baseline struct {
+	broker broker.Stats
+	server serve.Stats
+}
+
+func newMetrics(clock latency.Clock, board string) *Metrics {
+	return &Metrics{clock: clock, tracer: latency.NewTracer(clock), started: time.Now(), board: board}
+}
+
+// trace is the engine's Trace hook: it stamps the stage the PUBLISH reached.
+func (m *Metrics) trace(s broker.Stage) {
+	var st latency.Stage
+	switch s {
+	case broker.StageDecoded:
+		st = latency.Decoded
+	case broker.StageMatched:
+		st = latency.Matched
+	case broker.StageQueued:
+		st = latency.Queued
+	default:
+		return
+	}
+	m.stamps[st] = m.clock.Now()
+}
+
+// received starts a datagram's trace at the driver's receive stamp.
+func (m *Metrics) received(mark uint64) {
+	m.stamps = [latency.NumStages]uint64{latency.Received: mark}
+}
+
+// observe is the driver's Observe hook: every datagram sent records its residence;
+// the first one a traced PUBLISH caused also closes the stage intervals.
+func (m *Metrics) observe(mark, sent uint64) {
+	m.tracer.ObserveEndToEnd(mark, sent)
+	st := &m.stamps
+	if st[latency.Received] != mark || st[latency.Decoded] == 0 {
+		return
+	}
+	st[latency.Sent] = sent
+	for s := latency.Decoded; s < latency.NumStages; s++ {
+		if a, b := st[s-1], st[s]; a != 0 && b >= a {
+			m.tracer.RecordStage(s, latency.Nanos(m.clock, b-a))
+		}
+	}
+	*st = [latency.NumStages]uint64{}
+}
+
+// Stats is the engine's snapshot, less what was counted before the last Reset.
+func (m *Metrics) Stats() broker.Stats {
+	s := m.engine.Stats()
+	if b := m.resetAt.Load(); b != nil {
+		subtractCounters(&s, &b.broker)
+	}
+	return s
+}
+
+// Uptime is how long the broker has served.
+func (m *Metrics) Uptime() time.Duration { return time.Since(m.started) }
+
+// Reset zeroes the counters as the renderings show them and empties the latency
+// histograms; gauges (clients, topics, ...) are current values and stay.
+func (m *Metrics) Reset() {
+	m.resetAt.Store(&baseline{broker: m.engine.Stats(), server: m.server.Stats()})
+	m.tracer.Reset()
+}
+
+func subtractCounters(s, b *broker.Stats) {
+	for i := range s.InByType {
+		s.InByType[i] -= b.InByType[i]
+		s.OutByType[i] -= b.OutByType[i]
+	}
+	s.BytesIn -= b.BytesIn
+	s.BytesOut -= b.BytesOut
+	for i := range s.MalformedByReason {
+		s.MalformedByReason[i] -= b.MalformedByReason[i]
+	}
+	for i := range s.Drops {
+		s.Drops[i] -= b.Drops[i]
+	}
+	for i := range s.LimitsHit {
+		s.LimitsHit[i] -= b.LimitsHit[i]
+	}
+	s.Retransmissions -= b.Retransmissions
+	s.PublishesIn -= b.PublishesIn
+	s.Deliveries -= b.Deliveries
+	s.WillsPublished -= b.WillsPublished
+	s.Takeovers -= b.Takeovers
+	s.Broadcasts -= b.Broadcasts
+}
+
+// AppendMetrics appends every counter and gauge to dst. Zero per-type and per-reason
+// counters are left out, so the dump stays readable; the totals are always there.
+func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
+	s := m.Stats()
+	ss := m.server.Stats()
+	if b := m.resetAt.Load(); b != nil {
+		ss.Received -= b.server.Received
+		ss.Sent -= b.server.Sent
+		ss.Oversized -= b.server.Oversized
+		ss.ReadErrors -= b.server.ReadErrors
+		ss.WriteErrors -= b.server.WriteErrors
+		ss.CommitErrors -= b.server.CommitErrors
+	}
+	gauge := func(name, help string, v float64, labels ...[2]string) {
+		dst = append(dst, latency.Metric{Name: name, Help: help, Kind: latency.Gauge, Value: v, Labels: labels})
+	}
+	counter := func(name, help string, v uint64, labels ...[2]string) {
+		dst = append(dst, latency.Metric{Name: name, Help: help, Kind: latency.Counter, Value: float64(v), Labels: labels})
+	}
+	gauge("uptime_seconds", "Seconds since the broker started.", m.Uptime().Seconds())
+	for st := range broker.NumStates {
+		gauge("clients", "Client sessions by state.", float64(s.ClientsByState[st]), [2]string{"state", broker.State(st).String()})
+	}
+	gauge("topics", "Registered topic names.", float64(s.Topics))
+	gauge("subscriptions", "Subscriptions of all clients.", float64(s.Subscriptions))
+	gauge("retained", "Retained messages stored.", float64(s.Retained))
+	gauge("inflight", "QoS 1 and 2 deliveries awaiting acknowledgement.", float64(s.Inflight))
+	gauge("queued", "Deliveries queued behind the inflight window.", float64(s.Queued))
+	gauge("sleep_buffered", "Messages held for sleeping clients.", float64(s.SleepBuffered))
+
+	counter("datagrams_received_total", "Datagrams read from the network and handed to the engine.", ss.Received)
+	counter("datagrams_sent_total", "Datagrams written to the network.", ss.Sent)
+	counter("bytes_received_total", "Octets of MQTT-SN received.", s.BytesIn)
+	counter("bytes_sent_total", "Octets of MQTT-SN sent.", s.BytesOut)
+	counter("publishes_received_total", "PUBLISH messages accepted from clients.", s.PublishesIn)
+	counter("deliveries_total", "PUBLISH messages sent to subscribers (first transmissions).", s.Deliveries)
+	counter("retransmissions_total", "Messages resent with DUP after T_RETRY.", s.Retransmissions)
+	counter("wills_published_total", "Wills published for lost clients.", s.WillsPublished)
+	counter("takeovers_total", "Sessions taken over by a new connection with the same client id.", s.Takeovers)
+	counter("oversized_total", "Datagrams longer than the largest MQTT-SN message, dropped.", ss.Oversized)
+	counter("read_errors_total", "Failed socket reads.", ss.ReadErrors)
+	counter("write_errors_total", "Failed socket writes.", ss.WriteErrors)
+	counter("dropped_total", "Datagrams dropped, all reasons.", s.TotalDrops())
+	for _, t := range packet.Types {
+		if v := s.InByType[t]; v != 0 {
+			counter("messages_received_total", "Messages received by type.", v, [2]string{"type", t.String()})
+		}
+	}
+	for _, t := range packet.Types {
+		if v := s.OutByType[t]; v != 0 {
+			counter("messages_sent_total", "Messages sent by type.", v, [2]string{"type", t.String()})
+		}
+	}
+	for d := range broker.NumDrops {
+		if v := s.Drops[d]; v != 0 {
+			counter("dropped_by_reason_total", "Datagrams dropped by reason.", v, [2]string{"reason", d.String()})
+		}
+	}
+	for r := range packet.NumReasons {
+		if v := s.MalformedByReason[r]; v != 0 {
+			counter("malformed_total", "Malformed datagrams by what was wrong.", v, [2]string{"reason", packet.Reason(r).String()})
+		}
+	}
+	for l := range broker.NumLimits {
+		if v := s.LimitsHit[l]; v != 0 {
+			counter("limits_hit_total", "Requests refused by a configured limit.", v, [2]string{"limit", l.String()})
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gauge("heap_bytes", "Bytes of allocated heap objects.", float64(ms.HeapAlloc))
+	gauge("heap_objects", "Allocated heap objects.", float64(ms.HeapObjects))
+	gauge("memory_sys_bytes", "Bytes of memory obtained from the system (or the board).", float64(ms.Sys))
+	counter("gc_cycles_total", "Completed garbage collections.", uint64(ms.NumGC))
+	gauge("goroutines", "Goroutines.", float64(runtime.NumGoroutine()))
+	return dst
+}
+
+// AppendHistograms appends the latency histograms: end to end, then per stage.
+func (m *Metrics) AppendHistograms(dst []latency.NamedHistogram) []latency.NamedHistogram {
+	return m.tracer.AppendSnapshots(dst)
+}
+
+// Title heads the text dump: the board and the clock the latencies were timed with.
+func (m *Metrics) Title() string {
+	t := "musqratt"
+	if m.board != "" {
+		t += " on " + m.board
+	}
+	return t + ", up " + m.Uptime().Round(time.Second).String() + ", clock " + strconv.FormatUint(m.clock.Freq(), 10) + " Hz"
+}
+
+// WriteText writes the plain-text dump (the serial console's format).
+func (m *Metrics) WriteText(w io.Writer) error {
+	return latency.WriteText(w, m.Title(), m.AppendMetrics(nil), m.AppendHistograms(nil))
+}
+
+// WritePrometheus writes the Prometheus text exposition, every name prefixed musqratt_.
+func (m *Metrics) WritePrometheus(w io.Writer) error {
+	return latency.WritePrometheus(w, "musqratt", m.AppendMetrics(nil), m.AppendHistograms(nil))
+}
