@@ -41,6 +41,11 @@ type Config struct {
 	// program's way to the numbers (the console dump, SIGUSR1, the status server).
 	OnServing func(*Metrics)
 
+	// Upstream, if set, bridges this broker to another (net/bridge); UpstreamQueue
+	// bounds the messages from it waiting for the engine (0: DefaultUpstreamQueue).
+	Upstream      Upstream
+	UpstreamQueue int
+
 	// Board names the hardware in the metrics dump's title ("" hosted).
 	Board string
 

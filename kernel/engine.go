@@ -20,6 +20,8 @@ type engine struct {
 	version  string
 	last     map[string]string // the value each $SYS topic was last published with
 	payload  []byte
+	inbound  *inboundQueue // messages from the Upstream; nil without one
+	logDrop  func(topic string, err error)
 }
 
 func (e *engine) Receive(now time.Time, in broker.Datagram, out []broker.Datagram) []broker.Datagram {
@@ -29,6 +31,18 @@ func (e *engine) Receive(now time.Time, in broker.Datagram, out []broker.Datagra
 
 func (e *engine) Tick(now time.Time, out []broker.Datagram) []broker.Datagram {
 	out = e.Broker.Tick(now, out)
+	if e.inbound != nil {
+		if batch := e.inbound.take(); batch != nil {
+			for i := range batch {
+				m := &batch[i]
+				var err error
+				if out, err = e.Broker.Inject(now, m.topic, m.payload, m.qos, m.retain, out); err != nil {
+					e.logDrop(m.topic, err)
+				}
+			}
+			e.inbound.give(batch)
+		}
+	}
 	if e.sysEvery > 0 && !now.Before(e.nextSys) {
 		out = e.publishSys(now, out)
 		e.nextSys = now.Add(e.sysEvery)

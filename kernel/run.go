@@ -56,6 +56,17 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 	if next := cfg.Observe; next != nil {
 		observe = func(mark, sent uint64) { m.observe(mark, sent); next(mark, sent) }
 	}
+	if up := cfg.Upstream; up != nil {
+		next := bc.OnPublish
+		bc.OnPublish = func(topic string, payload []byte, qos int8, retain bool, origin broker.Origin) {
+			if origin != broker.OriginLocal {
+				up.Forward(topic, payload, qos, retain)
+			}
+			if next != nil {
+				next(topic, payload, qos, retain, origin)
+			}
+		}
+	}
 	p := cfg.Persistence
 	bc.Persist = p != nil
 	b, err := broker.New(bc)
@@ -81,6 +92,30 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 	eng := &engine{Broker: b, m: m, sysEvery: cfg.SysInterval, nextSys: time.Now(), version: strings.TrimSpace("musqratt " + cfg.Version), last: map[string]string{}}
 	srv := serve.New(eng, opts, conns...)
 	m.engine, m.server = b, srv
+	var upstreamDone chan struct{}
+	if up := cfg.Upstream; up != nil {
+		q := &inboundQueue{max: cfg.UpstreamQueue, wake: srv.Wake}
+		if q.max <= 0 {
+			q.max = DefaultUpstreamQueue
+		}
+		eng.inbound = q
+		eng.logDrop = func(topic string, err error) {
+			logger.Warn("message from upstream not delivered", "topic", topic, "err", err)
+		}
+		upCtx, cancelUp := context.WithCancel(ctx)
+		defer cancelUp()
+		upstreamDone = make(chan struct{})
+		go func() {
+			defer close(upstreamDone)
+			if err := up.Run(upCtx, q.deliver); err != nil && upCtx.Err() == nil {
+				logger.Error("upstream bridge stopped", "err", err)
+			}
+		}()
+		defer func() {
+			cancelUp()
+			<-upstreamDone
+		}()
+	}
 
 	addrs := make([]string, len(conns))
 	for i, c := range conns {

@@ -89,6 +89,8 @@ func (s *Server) runMany(ctx context.Context) error {
 		case <-timer.C:
 			armed = false
 			s.tick(time.Now())
+		case <-s.wake:
+			s.tick(time.Now())
 		}
 	}
 }

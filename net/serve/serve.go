@@ -90,6 +90,9 @@ type Server struct {
 	rl             *rateLimiter
 	running        atomic.Bool
 
+	// wake carries Wake's request to the engine goroutine (capacity 1: requests merge).
+	wake chan struct{}
+
 	// Engine goroutine state.
 	out   []broker.Datagram
 	route map[netip.AddrPort]*conn // multi-connection: which connection a peer was last heard on
@@ -111,6 +114,7 @@ func New(eng Engine, opts Options, conns ...net.PacketConn) *Server {
 		log:            opts.Logger,
 		rl:             newRateLimiter(opts.LogWindow),
 		out:            make([]broker.Datagram, 0, 64),
+		wake:           make(chan struct{}, 1),
 	}
 	if s.max <= 0 {
 		s.max = DefaultMaxDatagram
@@ -146,6 +150,23 @@ func (s *Server) Stats() Stats {
 
 // aLongTimeAgo is a read deadline in the past: it interrupts a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
+
+// Wake makes the engine goroutine call Engine.Tick soon, even with no traffic and no
+// timer due: how another goroutine (a bridge with messages from upstream) gets work
+// onto the engine, which only its own goroutine may touch. Safe from any goroutine;
+// requests made before the Tick runs merge into one.
+func (s *Server) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+		return // a wake-up is pending already
+	}
+	if len(s.conns) == 1 {
+		// The single-connection loop blocks in read: interrupt it. runOne re-arms its
+		// deadline after every timeout, so this never sticks.
+		s.conns[0].pc.SetReadDeadline(aLongTimeAgo)
+	}
+}
 
 // ErrNoConn is returned by Run when the Server has no connection.
 var ErrNoConn = errors.New("serve: no connection to serve")
@@ -185,10 +206,17 @@ func (s *Server) runOne(ctx context.Context, c *conn) error {
 			}
 			cur, first = dl, false
 		}
-		// Checked after setting the deadline: a cancellation from now on sets its past
-		// deadline after ours and so interrupts the read below.
+		// Checked after setting the deadline: a cancellation or Wake from now on sets
+		// its past deadline after ours and so interrupts the read below.
 		if ctx.Err() != nil {
 			return nil
+		}
+		select {
+		case <-s.wake:
+			s.tick(time.Now())
+			first = true // Wake may have set a past deadline: re-arm ours
+			continue
+		default:
 		}
 		n, from, oversized, err := c.read(buf)
 		if err != nil {
@@ -196,7 +224,12 @@ func (s *Server) runOne(ctx context.Context, c *conn) error {
 				return nil
 			}
 			if isTimeout(err) {
+				select {
+				case <-s.wake:
+				default:
+				}
 				s.tick(time.Now())
+				first = true // the timeout may have been Wake's past deadline
 				continue
 			}
 			if errors.Is(err, net.ErrClosed) {
