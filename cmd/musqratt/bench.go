@@ -49,6 +49,7 @@ type benchOpts struct {
 	topic   string
 	timeout time.Duration
 	plot    string
+	fanout  int // subscribers; every message is delivered to each
 }
 
 // roundResult is one measured run over one path.
@@ -73,6 +74,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs the floor and the target, interleaved; medians are reported")
 	fs.StringVar(&o.topic, "t", "musqratt/bench", "`TOPIC` name")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "wait this long for each reply, and for the last messages after the final send")
+	fs.IntVar(&o.fanout, "k", 1, "fan-out: `K` subscribers, each receiving every message (lost and received count deliveries)")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency CDF of the target and the floor to `FILE`")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: musqratt bench [flags]
@@ -121,6 +123,9 @@ Flags:
 	case o.timeout <= 0:
 		fmt.Fprintln(stderr, "musqratt bench: --timeout must be positive")
 		return 2
+	case o.fanout < 1 || o.fanout > 10000:
+		fmt.Fprintln(stderr, "musqratt bench: -k must be 1 to 10000")
+		return 2
 	case o.topic == "":
 		fmt.Fprintln(stderr, "musqratt bench: -t must not be empty")
 		return 2
@@ -138,8 +143,8 @@ Flags:
 	}
 	defer relay.close()
 
-	fmt.Fprintf(stdout, "musqratt bench: target %s, QoS %d, %d messages at %g/s, %d-octet payload, %d round(s)\n\n",
-		target, o.qos, o.n, o.rate, o.size, o.rounds)
+	fmt.Fprintf(stdout, "musqratt bench: target %s, QoS %d, %d messages at %g/s, %d-octet payload, %d subscriber(s), %d round(s)\n\n",
+		target, o.qos, o.n, o.rate, o.size, o.fanout, o.rounds)
 	fmt.Fprintln(stdout, "| path | round | sent | received | lost | dup | reordered | late | unacked | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | sent/s | received/s |")
 	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var floors, targets []roundResult
@@ -446,27 +451,32 @@ func benchRun(ctx context.Context, addr *net.UDPAddr, o benchOpts, tag string) (
 	var res roundResult
 	id := fmt.Sprintf("mqb%d-%s", os.Getpid()%1000000, tag)
 
-	sub, err := dialSN(addr, o.timeout)
-	if err != nil {
-		return res, err
-	}
-	defer sub.c.Close()
-	if err := sub.connect(id + "s"); err != nil {
-		return res, fmt.Errorf("subscriber: %w", err)
-	}
-	defer sub.disconnect()
-	err = sub.send(&packet.Packet{Type: packet.SUBSCRIBE, Flags: packet.Flags(0).WithQoS(packet.QoS(o.qos)),
-		MsgID: 1, TopicName: []byte(o.topic)})
-	if err != nil {
-		return res, err
+	subs := make([]*snConn, o.fanout)
+	for k := range subs {
+		sub, err := dialSN(addr, o.timeout)
+		if err != nil {
+			return res, err
+		}
+		defer sub.c.Close()
+		if err := sub.connect(fmt.Sprintf("%ss%d", id, k)); err != nil {
+			return res, fmt.Errorf("subscriber %d: %w", k, err)
+		}
+		defer sub.disconnect()
+		err = sub.send(&packet.Packet{Type: packet.SUBSCRIBE, Flags: packet.Flags(0).WithQoS(packet.QoS(o.qos)),
+			MsgID: 1, TopicName: []byte(o.topic)})
+		if err != nil {
+			return res, err
+		}
+		var p packet.Packet
+		if err := sub.await(packet.SUBACK, 1, &p); err != nil {
+			return res, fmt.Errorf("subscriber %d: %w", k, err)
+		}
+		if p.ReturnCode != packet.Accepted {
+			return res, fmt.Errorf("SUBACK: %v", p.ReturnCode)
+		}
+		subs[k] = sub
 	}
 	var p packet.Packet
-	if err := sub.await(packet.SUBACK, 1, &p); err != nil {
-		return res, fmt.Errorf("subscriber: %w", err)
-	}
-	if p.ReturnCode != packet.Accepted {
-		return res, fmt.Errorf("SUBACK: %v", p.ReturnCode)
-	}
 
 	pub, err := dialSN(addr, o.timeout)
 	if err != nil {
@@ -488,31 +498,45 @@ func benchRun(ctx context.Context, addr *net.UDPAddr, o benchOpts, tag string) (
 	}
 	topicID := p.TopicID
 
-	rec := newRecorder(o.n)
+	recs := make([]*recorder, len(subs))
 	var readerDone sync.WaitGroup
-	readerDone.Add(1)
-	go func() {
-		defer readerDone.Done()
-		rec.read(sub)
-	}()
+	for k, sub := range subs {
+		recs[k] = newRecorder(o.n)
+		readerDone.Add(1)
+		go func() {
+			defer readerDone.Done()
+			recs[k].read(sub)
+		}()
+	}
+	received := func() int {
+		n := 0
+		for _, r := range recs {
+			n += int(r.unique.Load())
+		}
+		return n
+	}
 
 	sent, late, unacked, sendSpan, perr := publishPaced(ctx, pub, o, topicID)
 	// Drain: wait for the last messages.
 	deadline := time.Now().Add(o.timeout)
-	for int(rec.unique.Load()) < sent && time.Now().Before(deadline) && ctx.Err() == nil {
+	for received() < sent*len(subs) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
-	// Stop the reader: a past deadline makes its Read return.
-	_ = sub.c.SetReadDeadline(time.Unix(1, 0))
+	// Stop the readers: a past deadline makes their Read return.
+	for _, sub := range subs {
+		_ = sub.c.SetReadDeadline(time.Unix(1, 0))
+	}
 	readerDone.Wait()
-	_ = sub.c.SetReadDeadline(time.Time{})
+	for _, sub := range subs {
+		_ = sub.c.SetReadDeadline(time.Time{})
+	}
 	if perr != nil {
 		return res, perr
 	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	res = rec.result(sent)
+	res = mergeResults(recs, sent)
 	res.Late, res.Unacked = late, unacked
 	res.SendRate = rate(sent, sendSpan)
 	return res, nil
@@ -677,6 +701,33 @@ func (r *recorder) result(sent int) roundResult {
 	u := int(r.unique.Load())
 	return roundResult{Sent: sent, Received: u, Lost: max(0, sent-u), Duplicated: r.dup, Reordered: r.reord, lat: lat,
 		RecvRate: rate(u, time.Duration(r.last-r.first))}
+}
+
+// mergeResults combines the subscribers' recorders: with K subscribers a message
+// sent is K deliveries expected, and the latency distribution is of every delivery.
+func mergeResults(recs []*recorder, sent int) roundResult {
+	if len(recs) == 1 {
+		return recs[0].result(sent)
+	}
+	var res roundResult
+	var first, last int64
+	for _, r := range recs {
+		one := r.result(sent)
+		res.Sent += one.Sent
+		res.Received += one.Received
+		res.Lost += one.Lost
+		res.Duplicated += one.Duplicated
+		res.Reordered += one.Reordered
+		res.lat = append(res.lat, one.lat...)
+		if r.first != 0 && (first == 0 || r.first < first) {
+			first = r.first
+		}
+		last = max(last, r.last)
+	}
+	res.Sent = sent // publishes; Received and Lost count deliveries
+	sort.Slice(res.lat, func(i, j int) bool { return res.lat[i] < res.lat[j] })
+	res.RecvRate = rate(res.Received, time.Duration(last-first))
+	return res
 }
 
 // rate is n events over the span from the first to the last: (n-1)/span.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/musqratt/musqratt/broker/packet"
@@ -10,7 +11,7 @@ import (
 // relay is the floor of the benchmark: a raw UDP relay on 127.0.0.1 that answers the
 // session set-up just enough for the same client code to run against it, forwards each
 // PUBLISH datagram unchanged to the subscriber, and acknowledges it to the publisher.
-// It keeps no state but the subscriber's address: what is left of a broker's latency
+// It keeps no state but the subscribers' addresses: what is left of a broker's latency
 // once the broker does nothing.
 type relay struct {
 	c    *net.UDPConn
@@ -47,7 +48,7 @@ func (r *relay) serve() {
 	buf := make([]byte, 65536)
 	var out []byte
 	var p packet.Packet
-	var sub *net.UDPAddr
+	var subs []*net.UDPAddr // in SUBSCRIBE order
 	reply := func(to *net.UDPAddr, q *packet.Packet) {
 		out = packet.Append(out[:0], q)
 		_, _ = r.c.WriteToUDP(out, to)
@@ -63,8 +64,10 @@ func (r *relay) serve() {
 		}
 		switch p.Type {
 		case packet.PUBLISH:
-			if sub != nil && !sameAddr(from, sub) {
-				_, _ = r.c.WriteToUDP(buf[:n], sub)
+			for _, sub := range subs {
+				if !sameAddr(from, sub) {
+					_, _ = r.c.WriteToUDP(buf[:n], sub)
+				}
 			}
 			switch p.Flags.QoS() {
 			case packet.QoS1:
@@ -79,7 +82,9 @@ func (r *relay) serve() {
 		case packet.CONNECT:
 			reply(from, &packet.Packet{Type: packet.CONNACK})
 		case packet.SUBSCRIBE:
-			sub = from
+			if !slices.ContainsFunc(subs, func(a *net.UDPAddr) bool { return sameAddr(a, from) }) {
+				subs = append(subs, from)
+			}
 			reply(from, &packet.Packet{Type: packet.SUBACK, Flags: p.Flags & packet.Flags(0).WithQoS(packet.QoSMinus1),
 				TopicID: 1, MsgID: p.MsgID})
 		case packet.REGISTER:
@@ -87,9 +92,7 @@ func (r *relay) serve() {
 		case packet.PINGREQ:
 			reply(from, &packet.Packet{Type: packet.PINGRESP})
 		case packet.DISCONNECT:
-			if sub != nil && sameAddr(from, sub) {
-				sub = nil
-			}
+			subs = slices.DeleteFunc(subs, func(a *net.UDPAddr) bool { return sameAddr(a, from) })
 			reply(from, &packet.Packet{Type: packet.DISCONNECT})
 		}
 	}
