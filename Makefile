@@ -111,8 +111,10 @@ fuzz-all:
 clean:
 	rm -rf bin
 
-# Latency benchmark: the broker on a loopback port against the in-process UDP relay
-# floor, QoS 0, 1 and 2 at 1000 msg/s with 32-octet payloads (docs/performance.md).
+# Benchmarks: the broker on a loopback port against the in-process UDP relay floor:
+# latency at QoS 0, 1 and 2 at 1000 msg/s with 32-octet payloads, unpaced throughput
+# at QoS 0 and 1, fan-out to 10 and 100 subscribers, memory per idle client
+# (docs/performance.md).
 # Markdown tables on stdout; CDF plots in bin/bench-qos*.svg.
 BENCH_ADDR   ?= 127.0.0.1:18830
 BENCH_N      ?= 2000
@@ -129,4 +131,20 @@ bench: build
 		echo '```'; echo "bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 --rounds $(BENCH_ROUNDS) --plot bin/bench-qos$$q.svg"; echo '```'; echo; \
 		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 \
 			--rounds $(BENCH_ROUNDS) --plot bin/bench-qos$$q.svg || rc=1; \
-	done; exit $$rc
+	done; \
+	for q in 0 1; do \
+		echo; echo "## Throughput, QoS $$q (unpaced; QoS 1: one message in flight)"; echo; \
+		echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n 20000 -r 0 --rounds $(BENCH_ROUNDS)"; echo '```'; echo; \
+		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n 20000 -r 0 \
+			--rounds $(BENCH_ROUNDS) || rc=1; \
+	done; \
+	for k in 10 100; do \
+		echo; echo "## Fan-out to $$k subscribers, QoS 0, 1000 msg/s"; echo; \
+		echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q 0 -k $$k -n 1000 -r 1000 --rounds $(BENCH_ROUNDS)"; echo '```'; echo; \
+		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q 0 -k $$k -n 1000 -r 1000 \
+			--rounds $(BENCH_ROUNDS) || rc=1; \
+	done; \
+	echo; echo "## Memory per idle client"; echo; \
+	echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid"; echo '```'; echo; \
+	bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid || rc=1; \
+	exit $$rc

@@ -50,6 +50,8 @@ type benchOpts struct {
 	timeout time.Duration
 	plot    string
 	fanout  int // subscribers; every message is delivered to each
+	idle    int // --idle: connect this many idle clients and report memory instead
+	pid     int
 }
 
 // roundResult is one measured run over one path.
@@ -75,6 +77,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.topic, "t", "musqratt/bench", "`TOPIC` name")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "wait this long for each reply, and for the last messages after the final send")
 	fs.IntVar(&o.fanout, "k", 1, "fan-out: `K` subscribers, each receiving every message (lost and received count deliveries)")
+	fs.IntVar(&o.idle, "idle", 0, "memory mode: connect `K` idle clients and report the broker's RSS per client (the broker must run on this machine)")
+	fs.IntVar(&o.pid, "pid", 0, "with --idle: the broker's process `ID` (default: found by its UDP port)")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency CDF of the target and the floor to `FILE`")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: musqratt bench [flags]
@@ -134,6 +138,10 @@ Flags:
 	if err != nil {
 		fmt.Fprintf(stderr, "musqratt bench: %v\n", err)
 		return 2
+	}
+
+	if o.idle > 0 {
+		return benchIdle(target, o.idle, o.pid, o.timeout, stdout, stderr)
 	}
 
 	relay, err := startRelay()

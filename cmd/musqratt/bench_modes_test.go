@@ -1,0 +1,61 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Fan-out: every message reaches each of the K subscribers, through the broker and
+// through the floor relay alike.
+func TestBenchFanOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	port := startBroker(t)
+	code, out, errOut := runCmd("bench", "-p", strconv.Itoa(port), "-n", "100", "-r", "2000", "-q", "1", "-k", "5", "--rounds", "1")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	b := benchLine(t, out)
+	if b.Sent != 100 || b.Received != 500 || b.Lost != 0 || b.Floor.Received != 500 {
+		t.Errorf("fan-out to 5: %+v", b)
+	}
+	if code, _, _ := runCmd("bench", "-k", "0"); code != 2 {
+		t.Errorf("-k 0: exit %d", code)
+	}
+}
+
+// Idle clients: the broker's RSS is read before and after, and a per-client figure
+// printed. (The figure itself is for the bench to report, not for a test to judge.)
+func TestBenchIdle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	port := startBroker(t)
+	code, out, errOut := runCmd("bench", "-p", strconv.Itoa(port), "--idle", "300")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	m := regexp.MustCompile(`(?m)^BENCH (.*)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no BENCH line:\n%s", out)
+	}
+	var r struct {
+		Idle   int   `json:"idle_clients"`
+		Before int64 `json:"rss_before"`
+		After  int64 `json:"rss_after"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Idle != 300 || r.Before <= 0 || r.After <= 0 || !strings.Contains(out, "per client") {
+		t.Errorf("%+v\n%s", r, out)
+	}
+	// A port nobody serves: a plain error.
+	if code, _, e := runCmd("bench", "-p", "1", "--idle", "10"); code != 1 || !strings.Contains(e, "--pid") {
+		t.Errorf("no broker: exit %d %s", code, e)
+	}
+}
