@@ -103,7 +103,8 @@ type Client struct {
 	nextMsgID uint16
 	names     map[uint16]string // topic id -> name (normal ids)
 	ids       map[string]uint16 // name -> topic id
-	qos2In    map[uint16]bool   // QoS 2 msg ids delivered, awaiting PUBREL
+	qos2In    map[uint16]uint64 // QoS 2 msg ids delivered, awaiting PUBREL -> fingerprint
+	released  map[uint16]released
 	lastSend  time.Time
 	asleep    bool
 	closed    bool
@@ -112,6 +113,19 @@ type Client struct {
 	done     chan struct{}
 	readDone chan struct{}
 }
+
+// released is a QoS 2 message this client has completed (PUBREL answered). A copy of
+// its PUBLISH that the network duplicated and delayed can arrive after that; it must
+// not be delivered again. A fingerprint and a time window tell such a stray copy from
+// a new message that reuses the id.
+type released struct {
+	at  time.Time
+	sum uint64
+}
+
+// strayWindow is how long a completed QoS 2 id is remembered: longer than any
+// datagram lingers in the network.
+const strayWindow = 30 * time.Second
 
 // waiter is the one request awaiting its answer.
 type waiter struct {
@@ -174,7 +188,7 @@ func New(conn *net.UDPConn, cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg: cfg, conn: conn,
-		names: map[uint16]string{}, ids: map[string]uint16{}, qos2In: map[uint16]bool{},
+		names: map[uint16]string{}, ids: map[string]uint16{}, qos2In: map[uint16]uint64{}, released: map[uint16]released{},
 		done: make(chan struct{}), readDone: make(chan struct{}),
 	}
 	go c.read()
@@ -330,6 +344,15 @@ func (c *Client) handle(p *packet.Packet) {
 		return
 	case packet.PUBREL:
 		c.mu.Lock()
+		if sum, ok := c.qos2In[p.MsgID]; ok {
+			now := time.Now()
+			for id, r := range c.released {
+				if now.Sub(r.at) > strayWindow {
+					delete(c.released, id)
+				}
+			}
+			c.released[p.MsgID] = released{at: now, sum: sum}
+		}
 		delete(c.qos2In, p.MsgID)
 		_ = c.sendLocked(&packet.Packet{Type: packet.PUBCOMP, MsgID: p.MsgID})
 		c.mu.Unlock()
@@ -402,8 +425,17 @@ func (c *Client) receivePublish(p *packet.Packet) {
 	q := p.Flags.QoS()
 	c.mu.Lock()
 	if q == packet.QoS2 {
-		dup := c.qos2In[p.MsgID]
-		c.qos2In[p.MsgID] = true
+		sum := fingerprint(p)
+		_, dup := c.qos2In[p.MsgID]
+		if r, ok := c.released[p.MsgID]; ok && !dup && r.sum == sum && time.Since(r.at) < strayWindow {
+			// A stray copy of a message already completed: answer as the gateway
+			// expects, deliver nothing. (A gateway resending it for real would have
+			// had no PUBREL from us, so it would still be in qos2In.)
+			_ = c.sendLocked(&packet.Packet{Type: packet.PUBREC, MsgID: p.MsgID})
+			c.mu.Unlock()
+			return
+		}
+		c.qos2In[p.MsgID] = sum
 		_ = c.sendLocked(&packet.Packet{Type: packet.PUBREC, MsgID: p.MsgID})
 		if dup {
 			c.mu.Unlock()
@@ -427,6 +459,18 @@ func (c *Client) receivePublish(p *packet.Packet) {
 		// the gateway sends it again, never that it is lost.
 		_ = c.send(&packet.Packet{Type: packet.PUBACK, TopicID: p.TopicID, MsgID: p.MsgID, ReturnCode: packet.Accepted})
 	}
+}
+
+// fingerprint hashes a PUBLISH's topic and payload (FNV-1a).
+func fingerprint(p *packet.Packet) uint64 {
+	h := uint64(14695981039346656037)
+	for _, b := range [...]byte{byte(p.Flags.TopicIDType()), byte(p.TopicID >> 8), byte(p.TopicID)} {
+		h = (h ^ uint64(b)) * 1099511628211
+	}
+	for _, b := range p.Data {
+		h = (h ^ uint64(b)) * 1099511628211
+	}
+	return h
 }
 
 // keepAlive sends PINGREQ whenever the client has been silent for the keep-alive
