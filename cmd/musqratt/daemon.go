@@ -35,6 +35,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		gatewayID           int
 		logLevel, logFormat string
 		check               bool
+		statusListen        string
 	)
 	fs.StringVar(&configFile, "c", "", "read the configuration from `FILE` (same as --config)")
 	fs.StringVar(&configFile, "config", "", "read the configuration from `FILE` (default: the built-in configuration)")
@@ -43,6 +44,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&gatewayID, "gateway-id", 0, "gateway id `N` (1-255) in ADVERTISE and GWINFO")
 	fs.StringVar(&logLevel, "log-level", "", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "", "log `FORMAT`: text or json")
+	fs.StringVar(&statusListen, "status-listen", "", "serve /metrics, the status page and pprof over HTTP on `ADDR` (e.g. 127.0.0.1:8080), or off")
 	fs.BoolVar(&check, "check", false, "check the configuration and print it, as a configuration file, then exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: musqratt serve [flags]
@@ -74,6 +76,17 @@ Flags:
 	if err := applyFlags(fs, &cfg, listens, broadcasts, gatewayID, logLevel, logFormat); err != nil {
 		fmt.Fprintf(stderr, "musqratt serve: %v\n", err)
 		return 2
+	}
+	switch statusListen {
+	case "":
+	case "off":
+		cfg.StatusListen = ""
+	default:
+		if _, _, err := net.SplitHostPort(statusListen); err != nil {
+			fmt.Fprintf(stderr, "musqratt serve: --status-listen %q: want host:port, e.g. 127.0.0.1:8080, or off\n", statusListen)
+			return 2
+		}
+		cfg.StatusListen = statusListen
 	}
 	if check {
 		printConfig(stdout, configFile, cfg)
