@@ -3,6 +3,7 @@ package board
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -99,6 +100,11 @@ type Board struct {
 	// when the board has no network driver; OpenNIC then fails with
 	// [ErrNoNIC].
 	OpenNIC func(mac net.HardwareAddr) (NIC, error)
+
+	// Console is the serial console's input (the operator's commands, see
+	// kernel.Console), or nil when the board cannot read it. Reads block until a
+	// line's bytes arrive.
+	Console io.Reader
 
 	// Exit stops the machine with a status the host can see (semihosting
 	// on arm under QEMU, isa-debug-exit on amd64). Nil when the board

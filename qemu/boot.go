@@ -34,6 +34,7 @@ type Instance struct {
 	ReadyAfter time.Duration
 
 	cmd     *exec.Cmd
+	stdin   io.WriteCloser
 	done    chan struct{} // closed when QEMU has exited
 	waitErr error
 
@@ -84,10 +85,15 @@ func start(ctx context.Context, cfg Config, port int) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = cmd.Stdout // one stream: the console and QEMU's complaints
+	cmd.Stderr = cmd.Stdout       // one stream: the console and QEMU's complaints
+	stdin, err := cmd.StdinPipe() // the console's input (Send)
+	if err != nil {
+		return nil, err
+	}
 	in := &Instance{
 		Addr:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port)),
 		cmd:   cmd,
+		stdin: stdin,
 		done:  make(chan struct{}),
 		lines: make(chan string, 1024),
 	}
@@ -129,6 +135,12 @@ func start(ctx context.Context, cfg Config, port int) (*Instance, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Send types line (and a newline) on the guest's serial console.
+func (in *Instance) Send(line string) error {
+	_, err := io.WriteString(in.stdin, line+"\n")
+	return err
 }
 
 func (in *Instance) readConsole(r io.Reader, copyTo io.Writer) {

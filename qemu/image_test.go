@@ -2,13 +2,9 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -27,7 +23,7 @@ func notRun(t *testing.T, format string, args ...any) {
 
 // image builds the image for m, or skips the test saying plainly what is
 // missing: these tests need the TamaGo toolchain and QEMU.
-func image(t *testing.T, m Machine) string {
+func image(t *testing.T, m Machine, ldflags ...string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skipf("NOT RUN: %s image test skipped in -short mode", m.Board)
@@ -46,7 +42,7 @@ func image(t *testing.T, m Machine) string {
 	}
 	out := filepath.Join(t.TempDir(), "musqratt-"+m.Board+".elf")
 	t0 := time.Now()
-	if err := Build(ctx, tamago, mod, m, out); err != nil {
+	if err := Build(ctx, tamago, mod, m, out, ldflags...); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(out)
@@ -55,92 +51,6 @@ func image(t *testing.T, m Machine) string {
 	}
 	t.Logf("%s image: %d bytes, built in %v", m.Board, fi.Size(), time.Since(t0).Round(time.Millisecond))
 	return out
-}
-
-func TestMX6ULLEVKEcho(t *testing.T) { testEcho(t, MX6ULLEVK) }
-
-func TestUSBArmoryEcho(t *testing.T) { testEcho(t, USBArmory) }
-
-func TestMicrovmEcho(t *testing.T) { testEcho(t, Microvm) }
-
-// testEcho boots m's image and echoes 400 datagrams through the forwarded
-// port, one at a time, reporting boot-to-ready and round-trip times.
-func testEcho(t *testing.T, m Machine) {
-	img := image(t, m)
-	var console strings.Builder
-	in, err := Boot(context.Background(), Config{Machine: m, Image: img, Timeout: 60 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := in.Close(); err != nil {
-			t.Error(err)
-		}
-		console.WriteString(in.Console())
-		if t.Failed() {
-			t.Logf("console:\n%s", console.String())
-		}
-	}()
-	t.Logf("ready %v after QEMU started; UDP %v", in.ReadyAfter.Round(time.Millisecond), in.Addr)
-
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(in.Addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-
-	// Warm up: the first datagram after boot can be slow or lost while QEMU
-	// resolves the guest.
-	if _, err := echo(c, []byte("warm-up"), 10, time.Second); err != nil {
-		t.Fatalf("no echo after boot: %v", err)
-	}
-
-	const n = 400
-	var rtts []time.Duration
-	lost := 0
-	for i := range n {
-		msg := fmt.Appendf(nil, "musqratt echo %d", i)
-		d, err := echo(c, msg, 1, 500*time.Millisecond)
-		if err != nil {
-			lost++
-			continue
-		}
-		rtts = append(rtts, d)
-	}
-	if lost > n/100 {
-		t.Fatalf("%d of %d echoes lost", lost, n)
-	}
-	slices.Sort(rtts)
-	q := func(p float64) time.Duration { return rtts[int(p*float64(len(rtts)-1))] }
-	t.Logf("echo: %d of %d back; round trip p50 %v p90 %v p99 %v max %v",
-		len(rtts), n, q(0.5), q(0.9), q(0.99), rtts[len(rtts)-1])
-}
-
-// echo sends msg and waits for the same bytes back, up to tries times.
-func echo(c *net.UDPConn, msg []byte, tries int, wait time.Duration) (time.Duration, error) {
-	buf := make([]byte, 2048)
-	for range tries {
-		t0 := time.Now()
-		if _, err := c.Write(msg); err != nil {
-			return 0, err
-		}
-		c.SetReadDeadline(t0.Add(wait))
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					break
-				}
-				return 0, err
-			}
-			if string(buf[:n]) == string(msg) {
-				return time.Since(t0), nil
-			}
-			// a late echo of an earlier try: keep reading
-		}
-	}
-	return 0, fmt.Errorf("no echo of %q after %d tries", msg, tries)
 }
 
 // TestExitStatus: an image that fails at boot stops QEMU with a non-zero

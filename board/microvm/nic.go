@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
+	"time"
 
 	"github.com/usbarmory/tamago/kvm/virtio"
 )
@@ -106,8 +108,17 @@ func (n *vnet) Transmit(frame []byte) error {
 	b := n.txBuf[:n.hdr]
 	clear(b)
 	b = append(b, frame...)
+	used := n.tx.Used.Index()
 	n.tx.Push(b)
 	n.io.QueueNotify(txQueue)
+	// Wait for the device to take the buffer before the next Push: the queue's
+	// descriptors are recycled from the used ring, and one pushed while the device
+	// still holds the previous was seen to go out with the next frame's bytes
+	// (duplicated and lost datagrams under QEMU). The device answers within
+	// microseconds; the bound only keeps a wedged device from hanging the stack.
+	for deadline := time.Now().Add(10 * time.Millisecond); n.tx.Used.Index() == used && time.Now().Before(deadline); {
+		runtime.Gosched()
+	}
 	return nil
 }
 

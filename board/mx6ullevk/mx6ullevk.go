@@ -47,6 +47,7 @@ func init() {
 		OpenNIC: func(mac net.HardwareAddr) (board.NIC, error) {
 			return imx6.OpenENET(index, mac)
 		},
-		Exit: imx6.ExitFunc(),
+		Console: imx6.ConsoleInput(1),
+		Exit:    imx6.ExitFunc(),
 	})
 }

@@ -48,6 +48,7 @@ func init() {
 		OpenNIC: func(mac net.HardwareAddr) (board.NIC, error) {
 			return imx6.OpenENET(index, mac)
 		},
-		Exit: imx6.ExitFunc(),
+		Console: imx6.ConsoleInput(2), // the Mk II console is UART2
+		Exit:    imx6.ExitFunc(),
 	})
 }

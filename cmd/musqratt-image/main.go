@@ -7,8 +7,10 @@
 //	GOOS=tamago GOARCH=arm GOARM=7 $(go tool -n tamago) build -tags mx6ullevk \
 //	    -ldflags "-T 0x80010000 -R 0x1000" -o musqratt-mx6ullevk.elf ./cmd/musqratt-image
 //
-// (see docs/bare-metal.md). It prints "musqratt: ready" on the console once
-// the socket is bound; the qemu package waits for that line.
+// (see docs/bare-metal.md). It runs the broker (kernel.Run) with the embedded
+// default configuration, prints "musqratt: ready" on the console once the socket
+// is bound (the qemu package waits for that line), and keeps the serial console:
+// a periodic metrics dump and the commands of kernel.ConsoleHelp.
 package main
 
 import (
@@ -63,7 +65,7 @@ func boot(ctx context.Context) error {
 	}
 	fmt.Fprintf(os.Stdout, "musqratt: %v on %v, UDP port %d\n", nic.MAC(), b.Net.Addrs, port)
 	fmt.Fprintln(os.Stdout, ReadyLine)
-	return serve(ctx, conn, os.Stdout)
+	return serve(ctx, b, conn, os.Stdout)
 }
 
 func exit(code int) {

@@ -4,24 +4,39 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"time"
+
+	"github.com/musqratt/musqratt/board"
+	"github.com/musqratt/musqratt/kernel"
+	"github.com/musqratt/musqratt/latency"
 )
 
-// serve runs the server on conn until it fails. This is the one call to
-// swap for the broker (kernel.Run(ctx, conn, console)); until then it echoes
-// every datagram back to its sender.
-func serve(ctx context.Context, conn net.PacketConn, console io.Writer) error {
-	_ = console
-	buf := make([]byte, 2048)
-	for ctx.Err() == nil {
-		n, from, err := conn.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		if _, err := conn.WriteTo(buf[:n], from); err != nil {
-			return err
-		}
+// DumpEvery is how often the metrics dump is printed on the console (link-time:
+// -X main.DumpEvery=10s; "0" for only on the stats command).
+var DumpEvery = "60s"
+
+// serve runs the broker on conn with the embedded default configuration, logging and
+// dumping metrics to the console, until conn fails.
+func serve(ctx context.Context, b *board.Board, conn net.PacketConn, console io.Writer) error {
+	every, err := time.ParseDuration(DumpEvery)
+	if err != nil {
+		return fmt.Errorf("DumpEvery %q: %v", DumpEvery, err)
 	}
-	return ctx.Err()
+	cfg := kernel.Default()
+	cfg.Broadcast = nil // the board's network is not known to allow it; see docs/bare-metal.md
+	cfg.Board = b.Name
+	cfg.Version = Version
+	cfg.Clock = latency.Func(b.Clock.Counter, b.Clock.Freq())
+	cfg.OnServing = func(m *kernel.Metrics) {
+		go kernel.Console(ctx, m, b.Console, console, every)
+	}
+	logger := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	return kernel.Run(ctx, cfg, conn, logger)
 }
+
+// Version is the image's version (link-time: -X main.Version=...).
+var Version = "dev"
