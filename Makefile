@@ -148,3 +148,42 @@ bench: build
 	echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid"; echo '```'; echo; \
 	bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid || rc=1; \
 	exit $$rc
+
+# Bare-metal images (docs/bare-metal.md). BOARD: mx6ullevk (default), usbarmory,
+# microvm. Needs the TamaGo toolchain (`go tool -n tamago` finds it; see
+# docs/bare-metal.md); says so plainly when it is missing.
+BOARD     ?= mx6ullevk
+QEMU_PORT ?= 1883
+IMAGE     := bin/musqratt-$(BOARD).elf
+
+.PHONY: image qemu
+image:
+	@T=$$($(GO) tool -n tamago 2>/dev/null); \
+	if [ -z "$$T" ] || ! $$T version >/dev/null 2>&1; then \
+		echo "image: NOT BUILT: the TamaGo toolchain is not installed (docs/bare-metal.md says how)"; exit 1; \
+	fi; \
+	case "$(BOARD)" in \
+		mx6ullevk|usbarmory) arch=arm; arm=7; text=0x80010000;; \
+		microvm) arch=amd64; arm=; text=0x10010000;; \
+		*) echo "image: unknown BOARD=$(BOARD) (mx6ullevk, usbarmory, microvm; pizero and pi2 have no NIC driver)"; exit 2;; \
+	esac; \
+	mkdir -p bin; \
+	GOOS=tamago GOOSPKG=github.com/usbarmory/tamago GOARCH=$$arch GOARM=$$arm \
+		$$T build -tags $(BOARD) -trimpath -ldflags "-T $$text -R 0x1000" -o $(IMAGE) ./cmd/musqratt-image && \
+	ls -l $(IMAGE)
+
+# Boots the image under QEMU with the guest's UDP 1883 forwarded to 127.0.0.1:$(QEMU_PORT);
+# the serial console is this terminal (type stats, clients, reset, help). Ctrl-A X quits.
+qemu: image
+	@case "$(BOARD)" in \
+		mx6ullevk) qemu-system-arm -machine mcimx6ul-evk -cpu cortex-a7 -m 512M -nographic -monitor none -semihosting \
+			-serial stdio -serial null -net nic,model=imx.enet,netdev=net0 \
+			-netdev user,id=net0,net=10.0.0.0/24,host=10.0.0.2,hostfwd=udp:127.0.0.1:$(QEMU_PORT)-10.0.0.1:1883 -kernel $(IMAGE);; \
+		usbarmory) qemu-system-arm -machine mcimx6ul-evk -cpu cortex-a7 -m 512M -nographic -monitor none -semihosting \
+			-serial null -serial stdio -net nic,model=imx.enet,netdev=net0 \
+			-netdev user,id=net0,net=10.0.0.0/24,host=10.0.0.2,hostfwd=udp:127.0.0.1:$(QEMU_PORT)-10.0.0.1:1883 -kernel $(IMAGE);; \
+		microvm) qemu-system-x86_64 -machine microvm,x-option-roms=on,pic=off,rtc=on -accel tcg -cpu max -m 1G -no-reboot \
+			-global virtio-mmio.force-legacy=false -nographic -monitor none -serial stdio \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04 -device virtio-net-device,netdev=net0 \
+			-netdev user,id=net0,net=10.0.0.0/24,host=10.0.0.2,hostfwd=udp:127.0.0.1:$(QEMU_PORT)-10.0.0.1:1883 -kernel $(IMAGE);; \
+	esac
