@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/musqratt/musqratt/broker"
+	"github.com/musqratt/musqratt/net/bridge"
 )
 
 // DefaultPort is the UDP port MQTT-SN gateways commonly serve on.
@@ -40,6 +41,10 @@ type Config struct {
 	// OnServing, if set, is called once the broker serves, with its Metrics: the
 	// program's way to the numbers (the console dump, SIGUSR1, the status server).
 	OnServing func(*Metrics)
+
+	// Bridge is the upstream MQTT bridge's configuration (config lines `bridge ...`,
+	// docs/scaling.md). When it is enabled and Upstream is nil, Run builds the bridge.
+	Bridge bridge.Config
 
 	// Upstream, if set, bridges this broker to another (net/bridge); UpstreamQueue
 	// bounds the messages from it waiting for the engine (0: DefaultUpstreamQueue).

@@ -115,6 +115,13 @@ func Format(cfg Config) []byte {
 	} else {
 		line("sys_interval", "%s", formatDuration(cfg.SysInterval))
 	}
+	if lines := cfg.Bridge.Lines(); len(lines) == 0 {
+		b.WriteString("# no upstream bridge (docs/scaling.md), e.g. bridge address tcp://mqtt.example.com:1883\n")
+	} else {
+		for _, l := range lines {
+			line("bridge", "%s", l)
+		}
+	}
 	return b.Bytes()
 }
 

@@ -62,6 +62,7 @@ func init() {
 		{name: "log_format", minArgs: 1, maxArgs: 1, example: "log_format text", set: setLogFormat},
 		{name: "status_listen", minArgs: 1, maxArgs: 1, example: "status_listen 127.0.0.1:8080", set: setStatusListen},
 		{name: "sys_interval", minArgs: 1, maxArgs: 1, example: "sys_interval 10s", set: setSysInterval},
+		{name: "bridge", minArgs: 2, maxArgs: -1, repeat: true, example: "bridge address tcp://127.0.0.1:1883", set: setBridge},
 	}
 }
 
@@ -333,6 +334,14 @@ func setStatusListen(p *parser, args []string, _ string) error {
 		return p.errorf("status_listen %q: want host:port, e.g. 127.0.0.1:8080, or off", args[0])
 	}
 	p.cfg.StatusListen = args[0]
+	return nil
+}
+
+// setBridge hands the line's value to the bridge's own parser (net/bridge).
+func setBridge(p *parser, _ []string, rest string) error {
+	if err := p.cfg.Bridge.Set(rest); err != nil {
+		return p.errorf("%v", err)
+	}
 	return nil
 }
 

@@ -44,6 +44,10 @@ func ParseConfig(filename string, r io.Reader) (Config, error) {
 	if err := p.cfg.Broker.Validate(); err != nil {
 		return Config{}, &ConfigError{File: filename, Msg: err.Error()}
 	}
+	if err := p.cfg.Bridge.Validate(); err != nil {
+		line := p.seen["bridge"]
+		return Config{}, &ConfigError{File: filename, Line: line, Msg: err.Error()}
+	}
 	return p.cfg, nil
 }
 

@@ -97,6 +97,9 @@ func TestParseGoodLines(t *testing.T) {
 		{"status_listen", "status_listen off", func(c Config) bool { return c.StatusListen == "" }},
 		{"sys_interval", "sys_interval 1m", func(c Config) bool { return c.SysInterval == time.Minute }},
 		{"sys_interval", "sys_interval off", func(c Config) bool { return c.SysInterval == 0 }},
+		{"bridge", "bridge address tcp://127.0.0.1:1883\nbridge out sensors/# 1 edge-1/", func(c Config) bool {
+			return c.Bridge.Address == "tcp://127.0.0.1:1883" && len(c.Bridge.Out) == 1 && c.Bridge.Out[0].Prefix == "edge-1/" && c.Bridge.Queue == 10000
+		}},
 		// Syntax: comments, blank lines, indentation, tabs, CRLF.
 		{"", "# only a comment\n\n   \n", func(c Config) bool { return reflect.DeepEqual(c, builtin()) }},
 		{"", "\tmax_clients\t42   # trailing comment\r\n", func(c Config) bool { return c.Broker.MaxClients == 42 }},
@@ -185,6 +188,10 @@ func TestParseBadLines(t *testing.T) {
 		{"log_format xml", `log_format "xml": want text or json`},
 		{"status_listen 8080", `status_listen "8080": want host:port`},
 		{"sys_interval 10", `sys_interval "10": needs a unit`},
+		{"bridge address localhost", `bridge address "localhost": want scheme://host:port`},
+		{"bridge out a/#/b", `bridge out "a/#/b"`},
+		{"bridge frobnicate 1", `bridge: unknown sub-key "frobnicate"`},
+		{"bridge address tcp://h:1883", `bridge: an address but no`},
 		{"sys_interval 1ms", `sys_interval 1ms: out of range`},
 		{"persistence true", `unknown key "persistence"; did you mean "state_file"?`},
 		{"max_amplification 0", `max_amplification "0": want a factor from 1 to 1000, or off`},

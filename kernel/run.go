@@ -12,6 +12,7 @@ import (
 
 	"github.com/musqratt/musqratt/broker"
 	"github.com/musqratt/musqratt/latency"
+	"github.com/musqratt/musqratt/net/bridge"
 	"github.com/musqratt/musqratt/net/serve"
 )
 
@@ -55,6 +56,13 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 	observe := m.observe
 	if next := cfg.Observe; next != nil {
 		observe = func(mark, sent uint64) { m.observe(mark, sent); next(mark, sent) }
+	}
+	if cfg.Upstream == nil && cfg.Bridge.Enabled() {
+		br, err := bridge.New(cfg.Bridge, logger)
+		if err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
+		cfg.Upstream = br
 	}
 	if up := cfg.Upstream; up != nil {
 		next := bc.OnPublish
