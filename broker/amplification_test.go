@@ -225,3 +225,47 @@ func TestQoS0SubscriberProvesItselfAndGetsEverything(t *testing.T) {
 		t.Fatalf("delivered %d of 100 QoS 0 messages to an honest subscriber", delivered)
 	}
 }
+
+// TestBudgetGrowthResumesDeliveries: a delivery that waits for a REGISTER larger than an
+// unproven subscriber's budget is not stuck for good: each datagram the client sends
+// grows the budget, and once the REGISTER fits it goes out, and after the REGACK the
+// message follows (conformance probe: a 302-octet topic name behind PINGREQs).
+func TestBudgetGrowthResumesDeliveries(t *testing.T) {
+	n := newAmpNet(t, Config{})
+	sub := netip.MustParseAddrPort("10.0.0.1:1000")
+	pub := netip.MustParseAddrPort("10.0.0.2:1000")
+	n.send(sub, connectPkt("s7", true, 0))
+	n.send(sub, packet.Packet{Type: packet.SUBSCRIBE, MsgID: 1, TopicName: []byte("M/#")})
+	n.received[sub] = nil
+	n.send(pub, connectPkt("pub", true, 0))
+	long := "M/" + string(make([]byte, 300))
+	for i := range long[2:] {
+		long = long[:2+i] + "x" + long[3+i:]
+	}
+	id := n.send(pub, packet.Packet{Type: packet.REGISTER, MsgID: 1, TopicName: []byte(long)})[0].TopicID
+	n.send(pub, packet.Packet{Type: packet.PUBLISH, TopicID: id, Data: []byte("hello")})
+	if len(n.received[sub]) != 0 {
+		t.Fatalf("an unproven subscriber got %d datagrams beyond its budget", len(n.received[sub]))
+	}
+	var reg *packet.Packet
+	for i := 0; i < 200 && reg == nil; i++ {
+		for _, p := range n.send(sub, packet.Packet{Type: packet.PINGREQ}) {
+			if p.Type == packet.REGISTER {
+				reg = &p
+			}
+		}
+	}
+	if reg == nil {
+		t.Fatal("the REGISTER never went out although the client kept sending")
+	}
+	if string(reg.TopicName) != long {
+		t.Fatalf("REGISTER for %q", reg.TopicName)
+	}
+	if r := n.ratio(sub); r > 3 {
+		t.Fatalf("ratio %.2f to an unproven address (rx %d tx %d)", r, n.rx[sub], n.tx[sub])
+	}
+	got := n.send(sub, packet.Packet{Type: packet.REGACK, TopicID: reg.TopicID, MsgID: reg.MsgID})
+	if len(got) != 1 || got[0].Type != packet.PUBLISH || string(got[0].Data) != "hello" {
+		t.Fatalf("after REGACK: %+v", got)
+	}
+}

@@ -137,6 +137,11 @@ func (b *Broker) Receive(now time.Time, in Datagram, out []Datagram) []Datagram 
 		// CONNACK, WILLTOPICREQ, SUBACK and the rest travel gateway → client only.
 		b.c.drops[DropUnexpected].Add(1)
 	}
+	if s != nil && s.live && !s.validated && len(s.queue) > 0 {
+		// Every datagram from an unproven address grows its budget: deliveries (or the
+		// REGISTER they wait for) that did not fit may fit now.
+		out = b.pump(s, now, out)
+	}
 	if s != nil && s.live {
 		b.schedule(s)
 	}

@@ -70,13 +70,19 @@ func (b *Broker) completeConnect(s *session, r *request, out []Datagram) []Datag
 	b.setState(s, StateActive)
 	b.dirty(s)
 	b.event(Event{Kind: EventConnect, ClientID: s.clientID, State: StateActive})
-	out = b.connack(out, &s.peer, packet.Accepted, r.mark)
+	out = b.connackTo(out, s, packet.Accepted, r.mark)
 	return b.pump(s, r.now, out)
 }
 
 func (b *Broker) connack(out []Datagram, to *peer, rc packet.ReturnCode, mark uint64) []Datagram {
 	b.reply(packet.CONNACK).ReturnCode = rc
 	return b.emit(out, to, mark)
+}
+
+// connackTo answers a session's CONNECT, counting the CONNACK against its budget.
+func (b *Broker) connackTo(out []Datagram, s *session, rc packet.ReturnCode, mark uint64) []Datagram {
+	b.reply(packet.CONNACK).ReturnCode = rc
+	return b.emitTo(out, s, mark)
 }
 
 // handleWillTopic: WILLTOPIC during the will exchange. An empty WILLTOPIC means "no
@@ -95,7 +101,7 @@ func (b *Broker) handleWillTopic(r *request, s *session, out []Datagram) []Datag
 		// The CONNECT failed: end it as an abandoned will exchange ends (runTimers).
 		s.phase = phaseNone
 		s.pendingWill = will{}
-		out = b.connack(out, &s.peer, packet.NotSupported, r.mark)
+		out = b.connackTo(out, s, packet.NotSupported, r.mark)
 		if s.clean {
 			b.deleteSession(s)
 		} else {
@@ -114,7 +120,7 @@ func (b *Broker) handleWillMsg(r *request, s *session, out []Datagram) []Datagra
 	if s == nil || s.phase != phaseWillMsg {
 		if s != nil && s.connected() {
 			// A retransmitted WILLMSG after our CONNACK was lost: CONNACK again.
-			return b.connack(out, &s.peer, packet.Accepted, r.mark)
+			return b.connackTo(out, s, packet.Accepted, r.mark)
 		}
 		b.c.drops[DropBadState].Add(1)
 		return out
