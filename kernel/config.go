@@ -25,6 +25,10 @@ type Config struct {
 	// ReceiveBuffer and SendBuffer size each socket's kernel buffers in bytes; 0 keeps
 	// the system default (config keys receive_buffer, send_buffer).
 	ReceiveBuffer, SendBuffer int
+	// BusyPoll keeps the engine polling its socket for this long after each datagram
+	// instead of sleeping until the next (config key busy_poll; 0: off). See
+	// serve.Options.BusyPoll.
+	BusyPoll time.Duration
 
 	LogLevel  slog.Level // config key log_level
 	LogFormat string     // "text" or "json" (config key log_format)

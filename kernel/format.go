@@ -28,6 +28,11 @@ func Format(cfg Config) []byte {
 	}
 	line("receive_buffer", "%d", cfg.ReceiveBuffer)
 	line("send_buffer", "%d", cfg.SendBuffer)
+	if cfg.BusyPoll == 0 {
+		line("busy_poll", "off")
+	} else {
+		line("busy_poll", "%s", formatDuration(cfg.BusyPoll))
+	}
 	c := fillDefaults(cfg.Broker)
 	line("gateway_id", "%d", c.GatewayID)
 	if c.AdvertiseInterval < 0 {

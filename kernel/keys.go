@@ -32,6 +32,7 @@ func init() {
 		{name: "broadcast", minArgs: 1, maxArgs: 1, repeat: true, example: "broadcast 255.255.255.255:1883", set: setBroadcast},
 		{name: "receive_buffer", minArgs: 1, maxArgs: 1, example: "receive_buffer 4MiB", set: sizeKey(func(c *Config) *int { return &c.ReceiveBuffer }, 0, 1<<30)},
 		{name: "send_buffer", minArgs: 1, maxArgs: 1, example: "send_buffer 1MiB", set: sizeKey(func(c *Config) *int { return &c.SendBuffer }, 0, 1<<30)},
+		{name: "busy_poll", minArgs: 1, maxArgs: 1, example: "busy_poll 2ms", set: setBusyPoll},
 		{name: "gateway_id", minArgs: 1, maxArgs: 1, example: "gateway_id 1", set: setGatewayID},
 		{name: "advertise_interval", minArgs: 1, maxArgs: 1, example: "advertise_interval 15m", set: setAdvertise},
 		{name: "retry_interval", minArgs: 1, maxArgs: 1, example: "retry_interval 10s", set: durationKey(func(c *Config) *time.Duration { return &c.Broker.RetryInterval }, time.Millisecond, time.Hour)},
@@ -342,6 +343,19 @@ func setBridge(p *parser, _ []string, rest string) error {
 	if err := p.cfg.Bridge.Set(rest); err != nil {
 		return p.errorf("%v", err)
 	}
+	return nil
+}
+
+func setBusyPoll(p *parser, args []string, _ string) error {
+	if args[0] == "off" || args[0] == "0" {
+		p.cfg.BusyPoll = 0
+		return nil
+	}
+	d, err := p.duration(args[0], time.Microsecond, time.Second)
+	if err != nil {
+		return err
+	}
+	p.cfg.BusyPoll = d
 	return nil
 }
 

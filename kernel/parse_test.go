@@ -95,6 +95,8 @@ func TestParseGoodLines(t *testing.T) {
 		{"log_format", "log_format json", func(c Config) bool { return c.LogFormat == "json" }},
 		{"status_listen", "status_listen 127.0.0.1:8080", func(c Config) bool { return c.StatusListen == "127.0.0.1:8080" }},
 		{"status_listen", "status_listen off", func(c Config) bool { return c.StatusListen == "" }},
+		{"busy_poll", "busy_poll 2ms", func(c Config) bool { return c.BusyPoll == 2*time.Millisecond }},
+		{"busy_poll", "busy_poll off", func(c Config) bool { return c.BusyPoll == 0 }},
 		{"sys_interval", "sys_interval 1m", func(c Config) bool { return c.SysInterval == time.Minute }},
 		{"sys_interval", "sys_interval off", func(c Config) bool { return c.SysInterval == 0 }},
 		{"bridge", "bridge address tcp://127.0.0.1:1883\nbridge out sensors/# 1 edge-1/", func(c Config) bool {
@@ -137,6 +139,8 @@ func TestParseBadLines(t *testing.T) {
 		{"retry_interval -1s", `out of range`},
 		{"advertise_interval 19h", `musqratt.conf:1: advertise_interval 19h: out of range, want 1s to 18h12m15s`},
 		{"advertise_interval 900", `needs a unit, e.g. 900s`},
+		{"busy_poll 2s", `musqratt.conf:1: busy_poll 2s: out of range, want 1µs to 1s`},
+		{"busy_poll 5", `busy_poll "5": needs a unit, e.g. 5s`},
 		{"port 1883", `musqratt.conf:1: unknown key "port"; use "listen [::]:PORT"`},
 		{"max_connections 5", `unknown key "max_connections"; did you mean "max_clients"?`},
 		{"gatway_id 3", `did you mean "gateway_id"?`},

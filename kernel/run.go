@@ -86,6 +86,7 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 		Clock:     clock,
 		Observe:   observe,
 		Logger:    logger,
+		BusyPoll:  cfg.BusyPoll,
 	}
 	switch {
 	case p != nil:

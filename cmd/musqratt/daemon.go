@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/musqratt/musqratt/kernel"
 	"github.com/musqratt/musqratt/net/udp"
@@ -36,6 +37,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logLevel, logFormat string
 		check               bool
 		statusListen        string
+		busyPoll            string
 	)
 	fs.StringVar(&configFile, "c", "", "read the configuration from `FILE` (same as --config)")
 	fs.StringVar(&configFile, "config", "", "read the configuration from `FILE` (default: the built-in configuration)")
@@ -45,6 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&logLevel, "log-level", "", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "", "log `FORMAT`: text or json")
 	fs.StringVar(&statusListen, "status-listen", "", "serve /metrics, the status page and pprof over HTTP on `ADDR` (e.g. 127.0.0.1:8080), or off")
+	fs.StringVar(&busyPoll, "busy-poll", "", "after each datagram, poll the socket for `DURATION` (e.g. 2ms) before sleeping: lower latency, a busy core while traffic flows; or off")
 	fs.BoolVar(&check, "check", false, "check the configuration and print it, as a configuration file, then exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: musqratt serve [flags]
@@ -76,6 +79,18 @@ Flags:
 	if err := applyFlags(fs, &cfg, listens, broadcasts, gatewayID, logLevel, logFormat); err != nil {
 		fmt.Fprintf(stderr, "musqratt serve: %v\n", err)
 		return 2
+	}
+	switch busyPoll {
+	case "":
+	case "off", "0":
+		cfg.BusyPoll = 0
+	default:
+		d, err := time.ParseDuration(busyPoll)
+		if err != nil || d < time.Microsecond || d > time.Second {
+			fmt.Fprintf(stderr, "musqratt serve: --busy-poll %q: want a duration from 1µs to 1s, e.g. 2ms, or off\n", busyPoll)
+			return 2
+		}
+		cfg.BusyPoll = d
 	}
 	switch statusListen {
 	case "":

@@ -111,6 +111,20 @@ func TestServeCheck(t *testing.T) {
 	}
 }
 
+func TestServeBusyPollFlag(t *testing.T) {
+	code, out, errOut := runCmd("serve", "--check", "--busy-poll", "2ms")
+	if code != 0 || !strings.Contains(out, "busy_poll 2ms\n") {
+		t.Fatalf("exit %d, output:\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runCmd("serve", "--check"); code != 0 || !strings.Contains(out, "busy_poll off\n") {
+		t.Fatalf("default: exit %d, output:\n%s", code, out)
+	}
+	code, _, errOut = runCmd("serve", "--check", "--busy-poll", "5s")
+	if code != 2 || !strings.Contains(errOut, `--busy-poll "5s": want a duration from 1µs to 1s`) {
+		t.Fatalf("--busy-poll 5s: exit %d, %s", code, errOut)
+	}
+}
+
 type syncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -21,6 +21,9 @@ type conn struct {
 	// the engine goroutine writes.
 	wa  net.UDPAddr
 	wip [16]byte
+
+	// Busy polling (poll_linux.go); only the engine goroutine polls.
+	pollState
 }
 
 func newConn(pc net.PacketConn) *conn {
