@@ -113,12 +113,16 @@ clean:
 
 # Benchmarks: the broker on a loopback port against the in-process UDP relay floor:
 # latency at QoS 0, 1 and 2 at 1000 msg/s with 32-octet payloads, unpaced throughput
-# at QoS 0 and 1, fan-out to 10 and 100 subscribers, memory per idle client
-# (docs/performance.md).
+# at QoS 0 (windowed) and 1, fan-out to 10 and 100 subscribers, memory per idle
+# client; then QoS 0, 1 and 2 latency again with busy_poll (docs/performance.md).
 # Markdown tables on stdout; CDF plots in bin/bench-qos*.svg.
 BENCH_ADDR   ?= 127.0.0.1:18830
 BENCH_N      ?= 2000
 BENCH_ROUNDS ?= 3
+# QoS 0 throughput: messages outstanding (sent, not yet received) at most.
+BENCH_WINDOW ?= 32
+# The last set runs the broker with busy polling (docs/config.md, busy_poll).
+BENCH_BUSY_POLL ?= 2ms
 
 .PHONY: bench
 bench: build
@@ -133,9 +137,10 @@ bench: build
 			--rounds $(BENCH_ROUNDS) --plot bin/bench-qos$$q.svg || rc=1; \
 	done; \
 	for q in 0 1; do \
-		echo; echo "## Throughput, QoS $$q (unpaced; QoS 1: one message in flight)"; echo; \
-		echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n 20000 -r 0 --rounds $(BENCH_ROUNDS)"; echo '```'; echo; \
-		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n 20000 -r 0 \
+		w=; [ $$q = 0 ] && w="-w $(BENCH_WINDOW)"; \
+		echo; echo "## Throughput, QoS $$q (unpaced; QoS 0: window of $(BENCH_WINDOW), QoS 1: one message in flight)"; echo; \
+		echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n 20000 -r 0 $$w --rounds $(BENCH_ROUNDS)"; echo '```'; echo; \
+		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n 20000 -r 0 $$w \
 			--rounds $(BENCH_ROUNDS) || rc=1; \
 	done; \
 	for k in 10 100; do \
@@ -147,6 +152,15 @@ bench: build
 	echo; echo "## Memory per idle client"; echo; \
 	echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid"; echo '```'; echo; \
 	bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid || rc=1; \
+	kill $$pid; wait $$pid 2>/dev/null; \
+	bin/musqratt serve --listen $(BENCH_ADDR) --broadcast none --log-level warn --busy-poll $(BENCH_BUSY_POLL) & pid=$$!; \
+	sleep 0.5; \
+	for q in 0 1 2; do \
+		echo; echo "## QoS $$q with busy_poll $(BENCH_BUSY_POLL)"; echo; \
+		echo '```'; echo "bin/musqratt serve --busy-poll $(BENCH_BUSY_POLL) ...; bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 --rounds $(BENCH_ROUNDS)"; echo '```'; echo; \
+		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 \
+			--rounds $(BENCH_ROUNDS) || rc=1; \
+	done; \
 	exit $$rc
 
 # Bare-metal images (docs/bare-metal.md). BOARD: mx6ullevk (default), usbarmory,

@@ -50,6 +50,7 @@ type benchOpts struct {
 	timeout time.Duration
 	plot    string
 	fanout  int // subscribers; every message is delivered to each
+	window  int // QoS 0: at most this many messages sent and not yet received (0: no window)
 	idle    int // --idle: connect this many idle clients and report memory instead
 	pid     int
 }
@@ -76,6 +77,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs the floor and the target, interleaved; medians are reported")
 	fs.StringVar(&o.topic, "t", "musqratt/bench", "`TOPIC` name")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "wait this long for each reply, and for the last messages after the final send")
+	fs.IntVar(&o.window, "w", 0, "QoS 0 window: at most `W` messages sent and not yet received by every subscriber (open loop within it); 0: none")
 	fs.IntVar(&o.fanout, "k", 1, "fan-out: `K` subscribers, each receiving every message (lost and received count deliveries)")
 	fs.IntVar(&o.idle, "idle", 0, "memory mode: connect `K` idle clients and report the broker's RSS per client (the broker must run on this machine)")
 	fs.IntVar(&o.pid, "pid", 0, "with --idle: the broker's process `ID` (default: found by its UDP port)")
@@ -126,6 +128,12 @@ Flags:
 		return 2
 	case o.timeout <= 0:
 		fmt.Fprintln(stderr, "musqratt bench: --timeout must be positive")
+		return 2
+	case o.window < 0:
+		fmt.Fprintln(stderr, "musqratt bench: -w must be 0 (no window) or positive")
+		return 2
+	case o.window > 0 && o.qos != 0:
+		fmt.Fprintln(stderr, "musqratt bench: -w is for QoS 0; at QoS 1 and 2 one message is in flight (the spec's rule)")
 		return 2
 	case o.fanout < 1 || o.fanout > 10000:
 		fmt.Fprintln(stderr, "musqratt bench: -k must be 1 to 10000")
@@ -524,7 +532,7 @@ func benchRun(ctx context.Context, addr *net.UDPAddr, o benchOpts, tag string) (
 		return n
 	}
 
-	sent, late, unacked, sendSpan, perr := publishPaced(ctx, pub, o, topicID)
+	sent, late, unacked, sendSpan, perr := publishPaced(ctx, pub, o, topicID, received)
 	// Drain: wait for the last messages.
 	deadline := time.Now().Add(o.timeout)
 	for received() < sent*len(subs) && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -553,7 +561,11 @@ func benchRun(ctx context.Context, addr *net.UDPAddr, o benchOpts, tag string) (
 // publishPaced publishes o.n messages at o.rate on a goroutine locked to its thread.
 // With o.rate 0 it sends as fast as it can (QoS 1/2: as fast as the acks come). span is
 // the time from the first send to the last.
-func publishPaced(ctx context.Context, pub *snConn, o benchOpts, topicID uint16) (sent, late, unacked int, span time.Duration, err error) {
+//
+// With o.window (QoS 0) a send also waits until fewer than o.window messages are out:
+// sent but not yet received by every subscriber. A message that does not arrive within
+// windowStall is given up for the window's sake (it still counts as lost at the end).
+func publishPaced(ctx context.Context, pub *snConn, o benchOpts, topicID uint16, received func() int) (sent, late, unacked int, span time.Duration, err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -569,6 +581,7 @@ func publishPaced(ctx context.Context, pub *snConn, o benchOpts, topicID uint16)
 		pk := packet.Packet{Type: packet.PUBLISH, Flags: packet.Flags(0).WithQoS(q), TopicID: topicID, Data: payload}
 		var ack packet.Packet
 		var msgID uint16
+		abandoned := 0 // deliveries given up on by the window
 		next := monoNow()
 		for i := 0; i < o.n; i++ {
 			if ctx.Err() != nil {
@@ -584,6 +597,9 @@ func publishPaced(ctx context.Context, pub *snConn, o benchOpts, topicID uint16)
 				if d > spinWindow {
 					preciseSleep(d - spinWindow)
 				}
+			}
+			if o.window > 0 {
+				waitWindow(o, sent, &abandoned, received)
 			}
 			if q > 0 {
 				msgID++
@@ -632,6 +648,32 @@ func publishPaced(ctx context.Context, pub *snConn, o benchOpts, topicID uint16)
 	}()
 	<-done
 	return
+}
+
+// windowStall is how long the window waits for a delivery before it gives up on the
+// oldest outstanding ones (lost datagrams would otherwise close it for good).
+const windowStall = 20 * time.Millisecond
+
+// waitWindow returns once fewer than o.window messages are outstanding to every
+// subscriber: sent·K − received − abandoned < window·K.
+func waitWindow(o benchOpts, sent int, abandoned *int, received func() int) {
+	k := o.fanout
+	limit := o.window * k
+	var since int64
+	for {
+		out := sent*k - received() - *abandoned
+		if out < limit {
+			return
+		}
+		now := monoNow()
+		if since == 0 {
+			since = now
+		} else if time.Duration(now-since) > windowStall {
+			*abandoned += out - limit + 1
+			return
+		}
+		runtime.Gosched()
+	}
 }
 
 // recorder is the subscriber's side: arrival times by sequence number.

@@ -59,3 +59,25 @@ func TestBenchIdle(t *testing.T) {
 		t.Errorf("no broker: exit %d %s", code, e)
 	}
 }
+
+// The QoS 0 window: unpaced, at most W messages outstanding, so nothing overflows the
+// socket buffers and every message arrives, through the broker and the floor alike.
+func TestBenchWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	port := startBroker(t)
+	code, out, errOut := runCmd("bench", "-p", strconv.Itoa(port), "-n", "3000", "-r", "0", "-q", "0", "-w", "8", "-k", "2", "--rounds", "1")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	b := benchLine(t, out)
+	if b.Sent != 3000 || b.Received != 6000 || b.Lost != 0 || b.Floor.Received != 6000 {
+		t.Errorf("window 8, fan-out 2: %+v", b)
+	}
+	for _, bad := range [][]string{{"-w", "-1"}, {"-w", "4", "-q", "1"}} {
+		if code, _, _ := runCmd(append([]string{"bench"}, bad...)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
+	}
+}
