@@ -30,6 +30,7 @@ help:
 	@echo "make build      build bin/musqratt"
 	@echo "make test       the whole suite: deps, vet, gofmt, staticcheck, go test -race, fuzz smoke"
 	@echo "make fuzz       run every fuzz target for LONG_FUZZTIME (default $(LONG_FUZZTIME)) each"
+	@echo "make soak       the long reliability run: lossy link over many seeds, kill -9 many times"
 	@echo "make deps       install the Debian packages the tests use (root only, only if missing)"
 
 run:
@@ -94,6 +95,18 @@ fuzz-smoke:
 
 fuzz:
 	@$(MAKE) --no-print-directory fuzz-all FUZZ_EACH=$(LONG_FUZZTIME)
+
+# The long reliability run (docs/reliability.md): the lossy-link simulation over many
+# seeds at three loss rates, the lossy UDP proxy with more messages, and kill -9 of the
+# daemon SOAK_KILLS times. make test runs each of these briefly.
+SOAK_SEEDS ?= 50
+SOAK_KILLS ?= 1000
+.PHONY: soak
+soak:
+	$(GO) test -count=1 -timeout 3h -run 'TestLossyLinkSimulation|TestLossySleepingSubscriber' -v ./broker/ \
+		-sim.seeds=$(SOAK_SEEDS) -sim.loss=0.05,0.2,0.4 | grep -E 'lossy_sim|^(---|ok|FAIL)'
+	$(GO) test -count=1 -timeout 3h -run 'TestLossyUDPProxy' -v ./kernel/ -lossy.messages=2000 | grep -E 'lossy_udp|^(---|ok|FAIL)'
+	$(GO) test -count=1 -timeout 3h -run 'TestReliabilityKill9' -v ./cmd/musqratt/ -kill9.cycles=$(SOAK_KILLS) | grep -E 'reliability|^(---|ok|FAIL)'
 
 .PHONY: fuzz-all
 fuzz-all:

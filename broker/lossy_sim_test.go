@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 var (
 	simSeeds    = flag.Int("sim.seeds", 3, "lossy-link simulation: seeds per case")
 	simMessages = flag.Int("sim.messages", 34000, "lossy-link simulation: messages per seed")
+	simLoss     = flag.String("sim.loss", "0.20", "lossy-link simulation: comma-separated loss rates, each run with 5% duplication and 0-50 ms delay")
 )
 
 type simLink struct {
@@ -437,7 +440,16 @@ func runSim(t testing.TB, seed uint64, qos packet.QoS, n int, link simLink, slee
 }
 
 func TestLossyLinkSimulation(t *testing.T) {
-	link := simLink{loss: 0.20, dup: 0.05, maxDelay: 50 * time.Millisecond}
+	for _, f := range strings.Split(*simLoss, ",") {
+		loss, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || loss < 0 || loss >= 1 {
+			t.Fatalf("-sim.loss %q: want rates in [0, 1)", f)
+		}
+		lossyLinkAt(t, simLink{loss: loss, dup: 0.05, maxDelay: 50 * time.Millisecond})
+	}
+}
+
+func lossyLinkAt(t *testing.T, link simLink) {
 	for _, qos := range []packet.QoS{packet.QoS0, packet.QoS1, packet.QoS2} {
 		var total simResult
 		for seed := uint64(1); seed <= uint64(*simSeeds); seed++ {
@@ -451,8 +463,8 @@ func TestLossyLinkSimulation(t *testing.T) {
 			total.stats.duplicated += r.stats.duplicated
 			total.brokerRetrans += r.brokerRetrans
 		}
-		t.Logf("QoS %d at 20%% loss, 5%% duplication, 0-50 ms delay: %d seeds, %d messages sent, %d lost, %d duplicated; %d datagrams (%d dropped, %d duplicated by the link), %d session resumes, %d broker retransmissions",
-			qos, *simSeeds, total.sent, total.lost, total.duplicated, total.stats.datagrams, total.stats.dropped, total.stats.duplicated, total.stats.resumes, total.brokerRetrans)
+		t.Logf("QoS %d at %.0f%% loss, 5%% duplication, 0-50 ms delay: %d seeds, %d messages sent, %d lost, %d duplicated; %d datagrams (%d dropped, %d duplicated by the link), %d session resumes, %d broker retransmissions",
+			qos, link.loss*100, *simSeeds, total.sent, total.lost, total.duplicated, total.stats.datagrams, total.stats.dropped, total.stats.duplicated, total.stats.resumes, total.brokerRetrans)
 		if total.lost != 0 && qos > packet.QoS0 {
 			t.Errorf("QoS %d: %d messages lost", qos, total.lost)
 		}
