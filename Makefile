@@ -103,10 +103,10 @@ SOAK_SEEDS ?= 50
 SOAK_KILLS ?= 1000
 .PHONY: soak
 soak:
-	$(GO) test -count=1 -timeout 3h -run 'TestLossyLinkSimulation|TestLossySleepingSubscriber' -v ./broker/ \
+	set -o pipefail; $(GO) test -count=1 -timeout 3h -run 'TestLossyLinkSimulation|TestLossySleepingSubscriber' -v ./broker/ \
 		-sim.seeds=$(SOAK_SEEDS) -sim.loss=0.05,0.2,0.4 | grep -E 'lossy_sim|^(---|ok|FAIL)'
-	$(GO) test -count=1 -timeout 3h -run 'TestLossyUDPProxy' -v ./kernel/ -lossy.messages=2000 | grep -E 'lossy_udp|^(---|ok|FAIL)'
-	$(GO) test -count=1 -timeout 3h -run 'TestReliabilityKill9' -v ./cmd/musqratt/ -kill9.cycles=$(SOAK_KILLS) | grep -E 'reliability|^(---|ok|FAIL)'
+	set -o pipefail; $(GO) test -count=1 -timeout 3h -run 'TestLossyUDPProxy' -v ./kernel/ -lossy.messages=2000 | grep -E 'lossy_udp|^(---|ok|FAIL)'
+	set -o pipefail; $(GO) test -count=1 -timeout 3h -run 'TestReliabilityKill9' -v ./cmd/musqratt/ -kill9.cycles=$(SOAK_KILLS) | grep -E 'reliability|^(---|ok|FAIL)'
 
 .PHONY: fuzz-all
 fuzz-all:

@@ -248,6 +248,9 @@ func (b *Bridge) Run(ctx context.Context, deliver deliverFn) error {
 			// paho can leave the token of a message written as the connection
 			// dropped pending for ever; publish it again rather than wait.
 		}
+		if os.Getenv("PAHO_DEBUG") != "" {
+			b.log.Info("DBG publish result", "payload", string(m.payload), "id", tok.(*mqtt.PublishToken).MessageID(), "ok", ok, "err", tok.Error())
+		}
 		if !ok {
 			// Not acknowledged (the connection went): keep it at the head and resend
 			// once reconnected. A QoS 1 message may then arrive twice, never not.
