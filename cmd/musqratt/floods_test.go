@@ -237,14 +237,14 @@ func TestReliabilityConnectFlood(t *testing.T) {
 
 // One daemon, three more floods in a row, each with the established clients
 // publishing through it: REGISTER beyond the topic limits, QoS 2 PUBLISHes whose
-// PUBREL never comes, and garbage (random bytes, truncated messages, lying length
+// PUBREL never comes, QoS 1 publishes to a sleeper beyond its buffer, and garbage (random bytes, truncated messages, lying length
 // fields, a 65,507-octet datagram) interleaved with real traffic.
 func TestReliabilityFloods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
 	bin := daemonBinary(t)
-	conf := writeConf(t, "sys_interval off\nmax_topics_per_client 500\nmax_qos2_incoming 50\n")
+	conf := writeConf(t, "sys_interval off\nmax_topics_per_client 500\nmax_qos2_incoming 50\nmax_sleep_buffer 100\n")
 	d := startDaemon(t, bin, conf, "127.0.0.1:0", "--status-listen", "127.0.0.1:0")
 	defer d.stop()
 	addr := "127.0.0.1:" + d.port
@@ -346,6 +346,64 @@ func TestReliabilityFloods(t *testing.T) {
 		}
 		if held := scrape(t, base, `musqratt_limits_hit_total{limit="qos2_incoming"}`); held != 950 {
 			t.Errorf("limits_hit{qos2_incoming} %v, want 950", held)
+		}
+	})
+
+	run("sleeping buffer", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var mu sync.Mutex
+		var woke []string
+		sleeper, err := client.Dial(ctx, addr, client.Config{ClientID: "sleeper", Persistent: true, OnMessage: func(m client.Message) {
+			mu.Lock()
+			woke = append(woke, string(m.Payload))
+			mu.Unlock()
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sleeper.Close()
+		if _, _, err := sleeper.Subscribe(ctx, client.Name("sleep/flood"), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := sleeper.Sleep(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		filler, err := client.Dial(ctx, addr, client.Config{ClientID: "sleep-filler"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer filler.Close()
+		for i := range 1000 {
+			if err := filler.Publish(ctx, client.Name("sleep/flood"), []byte(strconv.Itoa(i)), 1, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held := scrape(t, base, `musqratt_sleep_buffered`)
+		hits := scrape(t, base, `musqratt_limits_hit_total{limit="sleep_buffer"}`)
+		if err := sleeper.Wake(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			n := len(woke)
+			mu.Unlock()
+			if n >= 100 {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("sleeping buffer: 1000 QoS 1 publishes to a sleeper, max_sleep_buffer 100: %v held, limits_hit{sleep_buffer} %v, %d delivered on wake-up", held, hits, len(woke))
+		if held != 100 || hits != 900 || len(woke) != 100 {
+			t.Errorf("held %v, limit hits %v, delivered %d; want 100, 900, 100", held, hits, len(woke))
+		}
+		for i, p := range woke {
+			if p != strconv.Itoa(i) {
+				t.Errorf("delivered #%d is %q, want the oldest first (%d)", i, p, i)
+				break
+			}
 		}
 	})
 
