@@ -42,7 +42,9 @@ func (b *Broker) challenge(s *session, m *message, now time.Time, out []Datagram
 	if !b.withinBudget(s, registerLen(b, id)) {
 		return out
 	}
-	return b.sendRegister(s, id, 0, now, m.mark, out)
+	out = b.sendRegister(s, id, 0, now, m.mark, out)
+	s.reg.challenge = true
+	return out
 }
 
 // publishLen is the encoded size of m as a PUBLISH (an upper bound: a forwarder's

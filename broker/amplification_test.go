@@ -269,3 +269,57 @@ func TestBudgetGrowthResumesDeliveries(t *testing.T) {
 		t.Fatalf("after REGACK: %+v", got)
 	}
 }
+
+// TestUnansweredChallengeKeepsTheClient: a QoS 0 subscriber that ignores the address
+// challenge but keeps pinging is alive (6.14): it is not declared lost and its will is
+// not published; the challenge is given up and counted, and it keeps getting what fits
+// its budget.
+func TestUnansweredChallengeKeepsTheClient(t *testing.T) {
+	n := newAmpNet(t, Config{RetryInterval: time.Second, MaxRetries: 2})
+	sub := netip.MustParseAddrPort("10.0.0.1:1000")
+	pub := netip.MustParseAddrPort("10.0.0.2:1000")
+	will := packet.Packet{Type: packet.CONNECT, Flags: packet.FlagCleanSession | packet.FlagWill, ProtocolID: 1, Duration: 60, ClientID: []byte("quiet")}
+	n.send(sub, will)
+	n.send(sub, packet.Packet{Type: packet.WILLTOPIC, WillTopic: []byte("wills/quiet")})
+	n.send(sub, packet.Packet{Type: packet.WILLMSG, WillMsg: []byte("gone")})
+	n.send(sub, packet.Packet{Type: packet.SUBSCRIBE, MsgID: 1, TopicName: []byte("a/b")})
+	n.send(pub, connectPkt("pub", true, 0))
+	n.send(pub, packet.Packet{Type: packet.SUBSCRIBE, MsgID: 1, TopicName: []byte("wills/#")})
+	id := n.send(pub, packet.Packet{Type: packet.REGISTER, MsgID: 2, TopicName: []byte("a/b")})[0].TopicID
+	n.received[sub] = nil
+	delivered, challenges := 0, 0
+	for i := 0; i < 60; i++ {
+		n.send(pub, packet.Packet{Type: packet.PUBLISH, TopicID: id, Data: make([]byte, 20)})
+		n.send(sub, packet.Packet{Type: packet.PINGREQ})
+		n.tick(500 * time.Millisecond)
+	}
+	for _, p := range n.received[sub] {
+		switch p.Type {
+		case packet.PUBLISH:
+			delivered++
+		case packet.REGISTER:
+			challenges++
+		case packet.DISCONNECT:
+			t.Fatal("the pinging client was disconnected")
+		}
+	}
+	for _, p := range n.received[pub] {
+		if p.Type == packet.PUBLISH {
+			t.Fatalf("its will was published: %+v", p)
+		}
+	}
+	st := n.b.Stats()
+	if st.ClientsByState[StateActive] != 2 {
+		t.Errorf("clients by state %v, want both active", st.ClientsByState)
+	}
+	if st.Drops[DropChallengeUnanswered] == 0 || challenges == 0 {
+		t.Errorf("challenges sent %d, given up %d", challenges, st.Drops[DropChallengeUnanswered])
+	}
+	if delivered == 0 {
+		t.Error("nothing delivered within the budget")
+	}
+	if r := n.ratio(sub); r > 3 {
+		t.Errorf("ratio %.2f to an unproven address", r)
+	}
+	t.Logf("60 publishes: %d delivered within the budget, %d challenges sent, %d given up", delivered, challenges, st.Drops[DropChallengeUnanswered])
+}

@@ -95,6 +95,9 @@ type pendingRegister struct {
 	topicID  uint16
 	retries  int
 	deadline time.Time
+	// challenge: sent only to prove the address (amplification.go), for a topic the
+	// client may know already. Unanswered, it is given up, not the client.
+	challenge bool
 }
 
 func (s *session) connected() bool {

@@ -10,23 +10,25 @@ import (
 type Drop uint8
 
 const (
-	DropMalformed       Drop = iota // the codec rejected it; see MalformedByReason
-	DropUnexpected                  // a well-formed message the broker never expects (e.g. CONNACK)
-	DropNoSession                   // needs a session and the sender has none (answered with DISCONNECT)
-	DropBadState                    // arrived in a state where it makes no sense (e.g. WILLMSG with no pending CONNECT)
-	DropUnknownMsgID                // an acknowledgement for nothing outstanding
-	DropQoSMinus1Normal             // QoS -1 PUBLISH with a normal topic id (needs pre-defined or short)
-	DropQueueFull                   // a delivery to a client whose queue or sleep buffer was full
-	DropRetainedFull                // a retained message not stored: MaxRetained reached
-	DropRefusedTopic                // a delivery on a topic the client rejected with REGACK
-	DropDenied                      // refused by RequireSameAddress or access control
-	DropDuplicate                   // a stray copy of a QoS 2 PUBLISH already released (answered, not delivered)
+	DropMalformed           Drop = iota // the codec rejected it; see MalformedByReason
+	DropUnexpected                      // a well-formed message the broker never expects (e.g. CONNACK)
+	DropNoSession                       // needs a session and the sender has none (answered with DISCONNECT)
+	DropBadState                        // arrived in a state where it makes no sense (e.g. WILLMSG with no pending CONNECT)
+	DropUnknownMsgID                    // an acknowledgement for nothing outstanding
+	DropQoSMinus1Normal                 // QoS -1 PUBLISH with a normal topic id (needs pre-defined or short)
+	DropQueueFull                       // a delivery to a client whose queue or sleep buffer was full
+	DropRetainedFull                    // a retained message not stored: MaxRetained reached
+	DropRefusedTopic                    // a delivery on a topic the client rejected with REGACK
+	DropDenied                          // refused by RequireSameAddress or access control
+	DropDuplicate                       // a stray copy of a QoS 2 PUBLISH already released (answered, not delivered)
+	DropChallengeUnanswered             // an address challenge (REGISTER) never answered: given up, the client kept
 	NumDrops
 )
 
 var dropNames = [NumDrops]string{
 	"malformed", "unexpected", "no_session", "bad_state", "unknown_msg_id",
 	"qos_minus1_normal_topic", "queue_full", "retained_full", "refused_topic", "denied", "duplicate_qos2",
+	"challenge_unanswered",
 }
 
 func (d Drop) String() string {

@@ -39,13 +39,20 @@ func (b *Broker) runTimers(s *session, now time.Time, out []Datagram) []Datagram
 			out = b.retransmit(s, in, now, out)
 		}
 		if s.reg != nil && !now.Before(s.reg.deadline) {
-			if s.reg.retries >= b.cfg.MaxRetries {
+			switch {
+			case s.reg.retries >= b.cfg.MaxRetries && s.reg.challenge:
+				// A client that never answers the address challenge is not lost for
+				// it (its keep-alive decides that): it keeps getting what fits its
+				// budget, and its next datagram may bring another challenge.
+				s.reg = nil
+				b.c.drops[DropChallengeUnanswered].Add(1)
+			case s.reg.retries >= b.cfg.MaxRetries:
 				return b.lose(s, now, out)
-			}
-			s.reg.retries++
-			if !b.withinBudget(s, registerLen(b, s.reg.topicID)) {
+			case !b.withinBudget(s, registerLen(b, s.reg.topicID)):
+				s.reg.retries++
 				s.reg.deadline = now.Add(b.cfg.RetryInterval) // unproven address: stay quiet
-			} else {
+			default:
+				s.reg.retries++
 				b.c.retransmissions.Add(1)
 				out = b.sendRegister(s, s.reg.topicID, s.reg.msgID, now, 0, out)
 			}
