@@ -59,16 +59,36 @@ func startMosquittoForKernel(t *testing.T) string {
 // node/ and delivers cmd/node/# from upstream, stripped of cmd/node/.
 func bridgedNode(t *testing.T, upstream, node string) string {
 	t.Helper()
+	addr, _ := bridgedNodeMetrics(t, upstream, node)
+	return addr
+}
+
+// bridgedNodeMetrics is bridgedNode, also returning the node's metrics once it serves.
+func bridgedNodeMetrics(t *testing.T, upstream, node string) (string, func() *Metrics) {
+	t.Helper()
 	conf := fmt.Sprintf("sys_interval off\nbridge address %s\nbridge client_id %s\nbridge out sensors/# 1 %s/\nbridge in cmd/%s/# 1 cmd/%s/\nbridge in shared/# 1\n",
 		upstream, node, node, node, node)
 	cfg, err := ParseConfig(node+".conf", strings.NewReader(conf))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
+	var m *Metrics
+	cfg.OnServing = func(mm *Metrics) { mu.Lock(); m = mm; mu.Unlock() }
 	srv := udp(t, "127.0.0.1:0")
 	var logs syncBuffer
 	runKernel(t, cfg, &logs, srv)
-	return srv.LocalAddr().String()
+	return srv.LocalAddr().String(), func() *Metrics { mu.Lock(); defer mu.Unlock(); return m }
+}
+
+// metricValue is the value of the metric name with the given labels in m's metrics.
+func metricValue(m *Metrics, name string, labels ...[2]string) (float64, bool) {
+	for _, x := range m.AppendMetrics(nil) {
+		if x.Name == name && slices.Equal(x.Labels, labels) {
+			return x.Value, true
+		}
+	}
+	return 0, false
 }
 
 // Two MusQraTT nodes bridged to one Mosquitto: a sensor's publish on node A reaches an
@@ -76,7 +96,7 @@ func bridgedNode(t *testing.T, upstream, node string) string {
 // an MQTT publish reaches node A's MQTT-SN subscriber; nothing loops back.
 func TestTwoNodesBridgedThroughMosquitto(t *testing.T) {
 	upstream := startMosquittoForKernel(t)
-	a := bridgedNode(t, upstream, "edge-a")
+	a, metricsA := bridgedNodeMetrics(t, upstream, "edge-a")
 	b := bridgedNode(t, upstream, "edge-b")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -171,6 +191,23 @@ func TestTwoNodesBridgedThroughMosquitto(t *testing.T) {
 	for _, m := range gotB() {
 		if m != "shared/config v2" {
 			t.Errorf("node B got %q", m)
+		}
+	}
+	// The bridge's numbers are in the node's metrics (dump, /metrics, status page).
+	ma := metricsA()
+	for _, c := range []struct {
+		name  string
+		label [][2]string
+		min   float64
+	}{
+		{"bridge_connected", nil, 1},
+		{"bridge_forwarded_total", nil, 1},
+		{"bridge_delivered_total", nil, 2},
+		{"bridge_dropped_total", [][2]string{{"direction", "out"}}, 0},
+	} {
+		v, ok := metricValue(ma, c.name, c.label...)
+		if !ok || v < c.min {
+			t.Errorf("node A metric %s%v = %v (present %v), want at least %v", c.name, c.label, v, ok, c.min)
 		}
 	}
 }

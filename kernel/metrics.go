@@ -10,6 +10,7 @@ import (
 	"github.com/musqratt/musqratt/broker"
 	"github.com/musqratt/musqratt/broker/packet"
 	"github.com/musqratt/musqratt/latency"
+	"github.com/musqratt/musqratt/net/bridge"
 	"github.com/musqratt/musqratt/net/serve"
 )
 
@@ -25,6 +26,9 @@ type Metrics struct {
 	tracer  *latency.Tracer
 	started time.Time
 	board   string
+
+	// upstream, if the bridge reports its numbers (net/bridge does), adds them.
+	upstream interface{ Stats() bridge.Stats }
 
 	// stamps are the stage stamps of the datagram the engine is handling; engine
 	// goroutine only (Receive, the Trace hook and Observe all run there).
@@ -192,6 +196,20 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 		if v := s.LimitsHit[l]; v != 0 {
 			counter("limits_hit_total", "Requests refused by a configured limit.", v, [2]string{"limit", l.String()})
 		}
+	}
+	if m.upstream != nil {
+		u := m.upstream.Stats()
+		connected := 0.0
+		if u.Connected {
+			connected = 1
+		}
+		gauge("bridge_connected", "1 while the upstream bridge is connected.", connected)
+		gauge("bridge_queued", "Local publications waiting for the upstream.", float64(u.Queued))
+		counter("bridge_forwarded_total", "Local publications published upstream (acknowledged, for QoS 1 and 2).", u.Forwarded)
+		counter("bridge_delivered_total", "Messages from upstream handed to the local engine.", u.Delivered)
+		counter("bridge_dropped_total", "Messages the bridge dropped: out, the upstream queue was full; in, the engine's queue stayed full.", u.DroppedQueue, [2]string{"direction", "out"})
+		counter("bridge_dropped_total", "Messages the bridge dropped: out, the upstream queue was full; in, the engine's queue stayed full.", u.DroppedLocal, [2]string{"direction", "in"})
+		counter("bridge_reconnects_total", "Reconnection attempts to the upstream.", u.Reconnects)
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

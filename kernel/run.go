@@ -101,6 +101,9 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 	eng := &engine{Broker: b, m: m, sysEvery: cfg.SysInterval, nextSys: time.Now(), version: strings.TrimSpace("musqratt " + cfg.Version), last: map[string]string{}}
 	srv := serve.New(eng, opts, conns...)
 	m.engine, m.server = b, srv
+	if st, ok := cfg.Upstream.(interface{ Stats() bridge.Stats }); ok {
+		m.upstream = st
+	}
 	var upstreamDone chan struct{}
 	if up := cfg.Upstream; up != nil {
 		q := &inboundQueue{max: cfg.UpstreamQueue, wake: srv.Wake}
