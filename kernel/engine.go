@@ -103,6 +103,23 @@ func (e *engine) publishSys(now time.Time, out []broker.Datagram) []broker.Datag
 		{"$SYS/broker/latency/end_to_end/p99_us", micros(&e2e, 0.99)},
 		{"$SYS/broker/latency/end_to_end/max_us", micros(&e2e, 1)},
 	}
+	if e.m.upstream != nil {
+		u := e.m.upstream.Stats()
+		connected := "0"
+		if u.Connected {
+			connected = "1"
+		}
+		values = append(values, []struct {
+			topic string
+			value string
+		}{
+			{"$SYS/broker/bridge/connected", connected},
+			{"$SYS/broker/bridge/queued", itoa(int64(u.Queued))},
+			{"$SYS/broker/bridge/forwarded", utoa(u.Forwarded)},
+			{"$SYS/broker/bridge/delivered", utoa(u.Delivered)},
+			{"$SYS/broker/bridge/dropped", utoa(u.DroppedQueue + u.DroppedLocal)},
+		}...)
+	}
 	for _, v := range values {
 		if prev, ok := e.last[v.topic]; ok && prev == v.value {
 			continue
