@@ -162,6 +162,12 @@ bench: build
 		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q 0 -k $$k -n 1000 -r 1000 \
 			--rounds $(BENCH_ROUNDS) || rc=1; \
 	done; \
+	for q in 0 1; do \
+		echo; echo "## QoS $$q against a floor relay in its own process"; echo; \
+		echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 --rounds $(BENCH_ROUNDS) --floor-process"; echo '```'; echo; \
+		bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) -q $$q -n $(BENCH_N) -r 1000 -s 32 \
+			--rounds $(BENCH_ROUNDS) --floor-process || rc=1; \
+	done; \
 	echo; echo "## Memory per idle client"; echo; \
 	echo '```'; echo "bin/musqratt bench -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid"; echo '```'; echo; \
 	bin/musqratt bench -h $(word 1,$(subst :, ,$(BENCH_ADDR))) -p $(word 2,$(subst :, ,$(BENCH_ADDR))) --idle 10000 --pid $$pid || rc=1; \

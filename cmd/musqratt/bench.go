@@ -53,6 +53,8 @@ type benchOpts struct {
 	window  int // QoS 0: at most this many messages sent and not yet received (0: no window)
 	idle    int // --idle: connect this many idle clients and report memory instead
 	pid     int
+
+	floorProcess bool // run the floor relay as a child process instead of in this one
 }
 
 // roundResult is one measured run over one path.
@@ -81,6 +83,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.fanout, "k", 1, "fan-out: `K` subscribers, each receiving every message (lost and received count deliveries)")
 	fs.IntVar(&o.idle, "idle", 0, "memory mode: connect `K` idle clients and report the broker's RSS per client (the broker must run on this machine)")
 	fs.IntVar(&o.pid, "pid", 0, "with --idle: the broker's process `ID` (default: found by its UDP port)")
+	fs.BoolVar(&o.floorProcess, "floor-process", false, "run the floor relay in a process of its own (as a broker is) instead of in the bench's")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency CDF of the target and the floor to `FILE`")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: musqratt bench [flags]
@@ -152,15 +155,27 @@ Flags:
 		return benchIdle(target, o.idle, o.pid, o.timeout, stdout, stderr)
 	}
 
-	relay, err := startRelay()
+	var relay interface {
+		addr() *net.UDPAddr
+		close()
+	}
+	if o.floorProcess {
+		relay, err = startRelayProcess()
+	} else {
+		relay, err = startRelay()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "musqratt bench: floor relay: %v\n", err)
 		return 1
 	}
 	defer relay.close()
 
-	fmt.Fprintf(stdout, "musqratt bench: target %s, QoS %d, %d messages at %g/s, %d-octet payload, %d subscriber(s), %d round(s)\n\n",
-		target, o.qos, o.n, o.rate, o.size, o.fanout, o.rounds)
+	floorKind := "a relay in this process"
+	if o.floorProcess {
+		floorKind = "a relay in its own process"
+	}
+	fmt.Fprintf(stdout, "musqratt bench: target %s, QoS %d, %d messages at %g/s, %d-octet payload, %d subscriber(s), %d round(s); floor: %s\n\n",
+		target, o.qos, o.n, o.rate, o.size, o.fanout, o.rounds, floorKind)
 	fmt.Fprintln(stdout, "| path | round | sent | received | lost | dup | reordered | late | unacked | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | sent/s | received/s |")
 	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var floors, targets []roundResult
@@ -226,7 +241,7 @@ Flags:
 	}
 
 	out := benchJSON{
-		Target: target.String(), QoS: o.qos, N: o.n, Rate: o.rate, Size: o.size, Rounds: o.rounds,
+		Target: target.String(), QoS: o.qos, N: o.n, Rate: o.rate, Size: o.size, Rounds: o.rounds, FloorProc: o.floorProcess,
 		Sent: tc[0], Received: tc[1], Lost: tc[2], Duplicated: tc[3], Reordered: tc[4], Late: tc[5], Unacked: tc[6],
 		Latency: quantileMap(tq), SendRate: math.Round(tr[0]), RecvRate: math.Round(tr[1]), Floor: benchFloorJSON{
 			Sent: fc[0], Received: fc[1], Lost: fc[2], Duplicated: fc[3], Reordered: fc[4], Late: fc[5], Unacked: fc[6],
@@ -267,6 +282,7 @@ type benchJSON struct {
 	Rate       float64            `json:"rate"`
 	Size       int                `json:"size"`
 	Rounds     int                `json:"rounds"`
+	FloorProc  bool               `json:"floor_process"`
 	Sent       int                `json:"sent"`
 	Received   int                `json:"received"`
 	Lost       int                `json:"lost"`

@@ -81,3 +81,24 @@ func TestBenchWindow(t *testing.T) {
 		}
 	}
 }
+
+// --floor-process: the floor relay runs as a child process (this test binary, run as
+// the musqratt command), is measured the same way, and is gone when the bench ends.
+func TestBenchFloorProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	port := startBroker(t)
+	t.Setenv("MUSQRATT_TEST_MAIN", "1") // the child is this binary: make it run main
+	code, out, errOut := runCmd("bench", "-p", strconv.Itoa(port), "-n", "200", "-r", "2000", "-q", "1", "--rounds", "1", "--floor-process")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	b := benchLine(t, out)
+	if !b.FloorProc || b.Floor.Received != 200 || b.Received != 200 || !strings.Contains(out, "floor: a relay in its own process") {
+		t.Errorf("--floor-process: %+v\n%s", b, out)
+	}
+	if code, out, _ := runCmd("relay", "-h"); code != 0 {
+		t.Errorf("relay -h: exit %d %s", code, out)
+	}
+}

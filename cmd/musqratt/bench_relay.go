@@ -1,9 +1,19 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/musqratt/musqratt/broker/packet"
 )
@@ -99,3 +109,97 @@ func (r *relay) serve() {
 }
 
 func sameAddr(a, b *net.UDPAddr) bool { return a.Port == b.Port && a.IP.Equal(b.IP) }
+
+func init() {
+	subcommands["relay"] = runRelay
+	summaries["relay"] = "serve the bench's raw UDP relay (the floor) in a process of its own"
+}
+
+// runRelay serves the floor relay until standard input closes or the process is
+// interrupted. bench --floor-process runs it as a child, so that the floor, like a
+// broker, is another process: each hop then costs the same cross-process wake-up.
+func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("musqratt relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: musqratt relay\n\nServes the bench's floor relay on a free 127.0.0.1 UDP port, prints \"relay ADDR\",\nand stops when standard input closes.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	r, err := startRelay()
+	if err != nil {
+		fmt.Fprintf(stderr, "musqratt relay: %v\n", err)
+		return 1
+	}
+	defer r.close()
+	fmt.Fprintf(stdout, "relay %s\n", r.addr())
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-ctx.Done():
+	case <-eof:
+	}
+	return 0
+}
+
+// relayProcess is the floor relay running as a child process (bench --floor-process).
+type relayProcess struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	at    *net.UDPAddr
+}
+
+func startRelayProcess() (*relayProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "relay")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &relayProcess{cmd: cmd, stdin: stdin}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "relay ")
+	if err != nil || !ok {
+		p.close()
+		return nil, fmt.Errorf("relay process: no address (read %q: %v)", line, err)
+	}
+	if p.at, err = net.ResolveUDPAddr("udp", addr); err != nil {
+		p.close()
+		return nil, fmt.Errorf("relay process: %v", err)
+	}
+	return p, nil
+}
+
+func (p *relayProcess) addr() *net.UDPAddr { return p.at }
+
+// close ends the child: its standard input closes, and if it has not gone within a
+// second it is killed.
+func (p *relayProcess) close() {
+	p.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
