@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -23,14 +24,18 @@ type Bridge struct {
 	cfg    Config
 	log    *slog.Logger
 	client mqtt.Client
+	store  *ackStore // paho's store, watched for acknowledgements
 
 	mu      sync.Mutex
 	queue   []outMsg // oldest first; bounded by cfg.Queue
 	wake    chan struct{}
 	up      chan struct{} // closed while connected; replaced on loss
-	upState bool
+	upState bool          // linkUp && resumed: Run may publish
+	linkUp  bool          // connected (onConnect) since the last connection attempt
+	resumed bool          // paho has taken its store snapshot since the last attempt
 
 	forwarded, delivered, droppedQueue, droppedLocal, reconnects atomic.Uint64
+	connects                                                     atomic.Uint64 // connections established
 	lastDropLog                                                  atomic.Int64
 	deliver                                                      deliverFn
 }
@@ -42,8 +47,9 @@ type outMsg struct {
 	retain  bool
 }
 
-// ackTimeout is how long a publish may wait for its acknowledgement before it is sent
-// again (a QoS 1/2 message may then arrive twice).
+// ackTimeout is how long a QoS 1/2 publish may wait on one connection for its
+// acknowledgement before it is published again (it may then arrive twice). A reconnect
+// starts the wait again: paho resends the stored message on the new connection.
 const ackTimeout = 5 * time.Second
 
 // Stats are the bridge's counters.
@@ -74,7 +80,9 @@ func New(cfg Config, logger *slog.Logger) (*Bridge, error) {
 		cfg.ClientID = "musqratt-" + host
 	}
 	b := &Bridge{cfg: cfg, log: logger.With("bridge", cfg.Address), wake: make(chan struct{}, 1), up: make(chan struct{})}
+	b.store = newAckStore(b.onSnapshot)
 	opts := mqtt.NewClientOptions().
+		SetStore(b.store).
 		AddBroker(cfg.Address).
 		SetClientID(cfg.ClientID).
 		SetCleanSession(cfg.CleanSession).
@@ -86,6 +94,7 @@ func New(cfg Config, logger *slog.Logger) (*Bridge, error) {
 		SetConnectTimeout(10 * time.Second).
 		SetOrderMatters(false). // the handler only queues: never blocks paho's router
 		SetOnConnectHandler(b.onConnect).
+		SetConnectionAttemptHandler(b.onAttempt).
 		SetConnectionLostHandler(b.onLost).
 		SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) { b.reconnects.Add(1) })
 	if cfg.Username != "" {
@@ -162,28 +171,64 @@ func (b *Bridge) rateLog(msg string, args ...any) {
 	}
 }
 
+// A connection is ready for the bridge's publications once paho has connected
+// (onConnect) and has read its store to resend what the last connection left
+// unacknowledged (onSnapshot). paho calls OnConnect in a goroutine alongside that
+// resume: a message published before the snapshot would be taken up by resume too,
+// resent, its token completed without an acknowledgement, and its packet written by
+// two goroutines at once.
+
+// onAttempt is called by paho, synchronously, before each connection attempt.
+func (b *Bridge) onAttempt(_ *url.URL, tc *tls.Config) *tls.Config {
+	b.mu.Lock()
+	b.linkUp, b.resumed = false, false
+	b.setUp()
+	b.mu.Unlock()
+	return tc
+}
+
+func (b *Bridge) onSnapshot() {
+	b.mu.Lock()
+	b.resumed = true
+	b.setUp()
+	b.mu.Unlock()
+}
+
 func (b *Bridge) onConnect(c mqtt.Client) {
+	b.connects.Add(1)
 	b.log.Info("bridge connected upstream", "client_id", b.cfg.ClientID)
 	for _, r := range b.cfg.In {
 		r := r
 		c.Subscribe(r.Filter, r.QoS, func(_ mqtt.Client, m mqtt.Message) { b.fromUpstream(r, m) })
 	}
 	b.mu.Lock()
-	if !b.upState {
-		b.upState = true
-		close(b.up)
+	b.linkUp = true
+	b.setUp()
+	b.mu.Unlock()
+}
+
+func (b *Bridge) onLost(c mqtt.Client, err error) {
+	b.log.Warn("bridge lost the upstream connection; reconnecting", "err", err)
+	b.mu.Lock()
+	// paho calls this in a goroutine that may run after the next connection is up.
+	if !c.IsConnectionOpen() {
+		b.linkUp = false
+		b.setUp()
 	}
 	b.mu.Unlock()
 }
 
-func (b *Bridge) onLost(_ mqtt.Client, err error) {
-	b.log.Warn("bridge lost the upstream connection; reconnecting", "err", err)
-	b.mu.Lock()
-	if b.upState {
+// setUp brings upState (and the up channel) in line; b.mu held.
+func (b *Bridge) setUp() {
+	up := b.linkUp && b.resumed
+	switch {
+	case up && !b.upState:
+		b.upState = true
+		close(b.up)
+	case !up && b.upState:
 		b.upState = false
 		b.up = make(chan struct{})
 	}
-	b.mu.Unlock()
 }
 
 // deliverFn is set by Run: the kernel's queue into the engine.
@@ -237,19 +282,9 @@ func (b *Bridge) Run(ctx context.Context, deliver deliverFn) error {
 			}
 			continue
 		}
-		tok := b.client.Publish(m.topic, m.qos, m.retain, m.payload)
-		ok := false
-		select {
-		case <-ctx.Done():
+		ok, stop := b.publish(ctx, m)
+		if stop {
 			return nil
-		case <-tok.Done():
-			ok = tok.Error() == nil
-		case <-time.After(ackTimeout):
-			// paho can leave the token of a message written as the connection
-			// dropped pending for ever; publish it again rather than wait.
-		}
-		if os.Getenv("PAHO_DEBUG") != "" {
-			b.log.Info("DBG publish result", "payload", string(m.payload), "id", tok.(*mqtt.PublishToken).MessageID(), "ok", ok, "err", tok.Error())
 		}
 		if !ok {
 			// Not acknowledged (the connection went): keep it at the head and resend
@@ -269,6 +304,65 @@ func (b *Bridge) Run(ctx context.Context, deliver deliverFn) error {
 		}
 		b.mu.Unlock()
 		b.forwarded.Add(1)
+	}
+}
+
+// publish hands m to paho and reports whether the upstream acknowledged it (for QoS 0:
+// whether it was written); stop is set when ctx ended first.
+func (b *Bridge) publish(ctx context.Context, m *outMsg) (ok, stop bool) {
+	if m.qos == 0 {
+		tok := b.client.Publish(m.topic, m.qos, m.retain, m.payload)
+		select {
+		case <-ctx.Done():
+			return false, true
+		case <-tok.Done():
+			return tok.Error() == nil, false
+		case <-time.After(ackTimeout):
+			return false, false
+		}
+	}
+	// QoS 1/2: only the acknowledgement counts, seen as paho deleting the message from
+	// its store (see ackStore); the token may complete without one after a reconnect.
+	p := b.store.expect()
+	defer b.store.forget(p)
+	conn := b.connects.Load()
+	tok := b.client.Publish(m.topic, m.qos, m.retain, m.payload)
+	tokDone := tok.Done()
+	timer := time.NewTimer(ackTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false, true
+		case <-p.acked:
+			return true, false
+		case <-p.lost:
+			return false, false
+		case <-tokDone:
+			if tok.Error() != nil {
+				// Not sent, or not through (the connection went): publish again.
+				select {
+				case <-p.acked:
+					return true, false
+				default:
+					return false, false
+				}
+			}
+			tokDone = nil // completed without error: wait for the acknowledgement itself
+		case <-timer.C:
+			b.mu.Lock()
+			upState := b.upState
+			b.mu.Unlock()
+			if now := b.connects.Load(); now != conn || !upState {
+				// Reconnected since, or away now: paho resends the stored message on
+				// the new connection; give that one its time.
+				conn = now
+				timer.Reset(ackTimeout)
+				continue
+			}
+			// One connection, no acknowledgement for ackTimeout: publish it again.
+			return false, false
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 type mosquitto struct {
 	t    *testing.T
 	port int
+	dir  string
 	conf string
 	cmd  *exec.Cmd
 }
@@ -44,8 +46,17 @@ func startMosquitto(t *testing.T) *mosquitto {
 	ln.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nlog_dest none\n", port, dir)), 0o644)
-	m := &mosquitto{t: t, port: port, conf: conf}
+	// Run as root, mosquitto drops to the user `mosquitto` unless told otherwise, and
+	// then cannot write its database into the test's private directory: persistence
+	// would be silently off, and a restart would forget every session. Stay the user
+	// the test runs as.
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(conf, []byte(fmt.Sprintf("user %s\nlistener %d 127.0.0.1\nallow_anonymous true\n"+
+		"persistence true\npersistence_location %s/\nlog_dest file %s/mosquitto.log\n", me.Username, port, dir, dir)), 0o644)
+	m := &mosquitto{t: t, port: port, dir: dir, conf: conf}
 	m.start(bin)
 	t.Cleanup(m.stop)
 	return m
@@ -76,6 +87,16 @@ func (m *mosquitto) stop() {
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	m.cmd.Wait()
 	m.cmd = nil
+}
+
+// restartable checks that the stopped mosquitto saved its sessions, which a test of
+// what survives a restart depends on.
+func (m *mosquitto) restartable() {
+	m.t.Helper()
+	if _, err := os.Stat(filepath.Join(m.dir, "mosquitto.db")); err != nil {
+		log, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
+		m.t.Fatalf("mosquitto saved no database on SIGTERM (%v): a restart would lose every session; its log:\n%s", err, log)
+	}
 }
 
 func (m *mosquitto) addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
@@ -227,6 +248,7 @@ func TestQoS1SurvivesUpstreamRestart(t *testing.T) {
 		b.Forward("data/x", []byte(strconv.Itoa(i)), 1, false)
 		if i == 60 {
 			m.stop() // upstream away: the bridge queues
+			m.restartable()
 		}
 		if i == 140 {
 			m.start(bin)
