@@ -64,9 +64,18 @@ func ModuleDir(ctx context.Context, dir string) (string, error) {
 }
 
 // Build builds the image for m into out with the TamaGo toolchain tamago,
-// adding ldflags (e.g. -X settings) to the linker's text and RAM start.
+// adding ldflags (e.g. -X settings) to the linker's text and RAM start. An
+// ldflag with blank space in it (-X 'main.ExtraConfig=bridge out a/# 1') is
+// quoted for the go command.
 func Build(ctx context.Context, tamago, moduleDir string, m Machine, out string, ldflags ...string) error {
-	flags := append([]string{"-T", m.TextStart, "-R", m.RAMStart}, ldflags...)
+	flags := []string{"-T", m.TextStart, "-R", m.RAMStart}
+	for _, f := range ldflags {
+		q, err := quoteFlag(f)
+		if err != nil {
+			return err
+		}
+		flags = append(flags, q)
+	}
 	cmd := exec.CommandContext(ctx, tamago, "build", "-tags", m.Board, "-trimpath",
 		"-ldflags", strings.Join(flags, " "), "-o", out, ImagePackage)
 	cmd.Dir = moduleDir
@@ -81,6 +90,20 @@ func Build(ctx context.Context, tamago, moduleDir string, m Machine, out string,
 		return fmt.Errorf("build %s image: %v\n%s", m.Board, err, stderr.Bytes())
 	}
 	return nil
+}
+
+// quoteFlag quotes f for the go command's -ldflags, which it splits at blank space
+// outside single or double quotes (cmd/internal/quoted).
+func quoteFlag(f string) (string, error) {
+	switch {
+	case !strings.ContainsAny(f, " \t\n\r'\""):
+		return f, nil
+	case !strings.Contains(f, "'"):
+		return "'" + f + "'", nil
+	case !strings.Contains(f, `"`):
+		return `"` + f + `"`, nil
+	}
+	return "", fmt.Errorf("ldflag %q: has both quote characters; the go command cannot take it", f)
 }
 
 func goOutput(ctx context.Context, dir string, args ...string) (string, error) {

@@ -1,29 +1,46 @@
 //go:build tamago
 
 // Command musqratt-image is the bare-metal MusQraTT image: one board
-// (chosen by build tag), its NIC under a gVisor stack, and a UDP socket on
-// port 1883 handed to the server. Build it with the TamaGo toolchain, e.g.
+// (chosen by build tag), its NIC under a gVisor stack that the standard
+// library's net package is routed to, and a UDP socket on port 1883 handed to
+// the server. Build it with the TamaGo toolchain, e.g.
 //
 //	GOOS=tamago GOARCH=arm GOARM=7 $(go tool -n tamago) build -tags mx6ullevk \
 //	    -ldflags "-T 0x80010000 -R 0x1000" -o musqratt-mx6ullevk.elf ./cmd/musqratt-image
 //
-// (see docs/bare-metal.md). It runs the broker (kernel.Run) with the embedded
-// default configuration, prints "musqratt: ready" on the console once the socket
-// is bound (the qemu package waits for that line), and keeps the serial console:
-// a periodic metrics dump and the commands of kernel.ConsoleHelp.
+// (see docs/bare-metal.md). It runs the broker (kernel.RunConns) with the embedded
+// default configuration plus the link-time ExtraConfig lines, prints
+// "musqratt: ready" on the console once the socket is bound (the qemu package
+// waits for that line), and keeps the serial console: a periodic metrics dump
+// and the commands of kernel.ConsoleHelp.
 package main
 
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/musqratt/musqratt/board"
+	"github.com/musqratt/musqratt/kernel"
 	"github.com/musqratt/musqratt/net/netstack"
 )
 
 // Port is the UDP port served (link-time: -X main.Port=...).
 var Port = "1883"
+
+// ExtraConfig is configuration added to the embedded default at link time: lines
+// of musqratt.conf (docs/config.md) separated by ";", e.g.
+//
+//	-X 'main.ExtraConfig=bridge address tcp://10.0.0.2:1883;bridge out sensors/# 1 edge-1/'
+//
+// parsed by the kernel's own parser at boot; a bad line stops the boot with its
+// number and what is wrong ("main.ExtraConfig:2: ..."). The image serves UDP Port
+// on every address whatever listen says, and keeps state in memory.
+var ExtraConfig = ""
 
 // ReadyLine is printed on the console once the server's socket is bound.
 const ReadyLine = "musqratt: ready"
@@ -43,13 +60,20 @@ func boot(ctx context.Context) error {
 	if _, err := fmt.Sscan(Port, &port); err != nil {
 		return fmt.Errorf("port %q: %v", Port, err)
 	}
+	cfg, err := extraConfig(ExtraConfig)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stdout, "musqratt: board %s, %d Hz clock\n", b.Name, b.Clock.Freq())
 
 	nic, err := b.Open()
 	if err != nil {
 		return err
 	}
-	st := netstack.New(netstack.Config{})
+	// TCP for the upstream bridge (and anything else that dials or listens); the
+	// standard library's net reaches the stack through SocketFunc from here on.
+	st := netstack.New(netstack.Config{TCP: true})
+	net.SocketFunc = st.Socket
 	err = st.AddInterface(ctx, netstack.Interface{
 		NIC:      nic,
 		Addrs:    b.Net.Addrs,
@@ -59,14 +83,60 @@ func boot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := st.ListenUDP(port)
+	conns, err := listenUDP(port, b.Net.Addrs)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stdout, "musqratt: %v on %v, UDP port %d\n", nic.MAC(), b.Net.Addrs, port)
+	if cfg.Bridge.Enabled() {
+		fmt.Fprintf(os.Stdout, "musqratt: bridge to %s\n", cfg.Bridge.Address)
+	}
 	fmt.Fprintln(os.Stdout, ReadyLine)
-	return serve(ctx, b, conn, os.Stdout)
+	return serve(ctx, b, cfg, conns, os.Stdout)
 }
+
+// extraConfig is the embedded default configuration with the ";"-separated lines
+// of s applied, by the kernel's parser (an empty file is the default).
+func extraConfig(s string) (kernel.Config, error) {
+	return kernel.ParseConfig("main.ExtraConfig", strings.NewReader(strings.ReplaceAll(s, ";", "\n")))
+}
+
+// listenUDP opens the broker's sockets through the standard library, so through
+// SocketFunc: UDP port on every IPv4 address, and on every IPv6 address when the
+// board has an IPv6 address configured. tamago's net reports no IPv4-mapped IPv6
+// support, so it makes a wildcard "udp" socket IPv4 only (AF_INET); IPv6 is a second,
+// IPv6-only socket, served beside the first by the same engine (kernel.RunConns).
+func listenUDP(port uint16, addrs []netip.Prefix) ([]net.PacketConn, error) {
+	hosts := []string{"0.0.0.0"}
+	for _, p := range addrs {
+		if a := p.Addr(); a.Is6() && !a.Is4In6() {
+			hosts = append(hosts, "::")
+			break
+		}
+	}
+	var conns []net.PacketConn
+	for _, h := range hosts {
+		network := "udp4"
+		if h == "::" {
+			network = "udp6"
+		}
+		pc, err := net.ListenPacket(network, net.JoinHostPort(h, strconv.Itoa(int(port))))
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, err
+		}
+		conns = append(conns, packetConn{pc})
+	}
+	return conns, nil
+}
+
+// packetConn hides the *net.UDPConn from net/serve, whose fast path reads with
+// ReadMsgUDPAddrPort: tamago's net carries ReadFrom and WriteTo to SocketFunc's
+// connection but answers ReadMsg with ENOSYS. Through this wrapper serve takes its
+// generic net.PacketConn path.
+type packetConn struct{ net.PacketConn }
 
 func exit(code int) {
 	if b, ok := board.Current(); ok && b.Exit != nil {

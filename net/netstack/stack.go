@@ -19,14 +19,15 @@ import (
 
 // Config chooses what a [Stack] carries beyond IPv4, IPv6, ARP, ICMP and UDP.
 type Config struct {
-	// TCP adds the TCP protocol (for the HTTP status page); MQTT-SN needs
-	// only UDP.
+	// TCP adds the TCP protocol: for the upstream MQTT bridge and the HTTP
+	// status page through [Stack.Socket]; MQTT-SN itself needs only UDP.
 	TCP bool
 }
 
 // Stack is a gVisor network stack and the interfaces attached to it.
 type Stack struct {
-	s *stack.Stack
+	s   *stack.Stack
+	tcp bool // Config.TCP
 
 	mu     sync.Mutex
 	nextID tcpip.NICID
@@ -49,7 +50,7 @@ func New(cfg Config) *Stack {
 		TransportProtocols: transports,
 		HandleLocal:        true,
 	})
-	return &Stack{s: s, nextID: 1}
+	return &Stack{s: s, tcp: cfg.TCP, nextID: 1}
 }
 
 // Gvisor returns the underlying gVisor stack, for callers that need its
