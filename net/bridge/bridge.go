@@ -267,7 +267,10 @@ func (b *Bridge) Run(ctx context.Context, deliver deliverFn) error {
 	defer b.client.Disconnect(250)
 	for {
 		b.mu.Lock()
-		up := b.up
+		var up chan struct{} // closed while connected: wait on it only while away
+		if !b.upState {
+			up = b.up
+		}
 		var m *outMsg
 		if b.upState && len(b.queue) > 0 {
 			m = &b.queue[0]

@@ -353,3 +353,32 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("Lines shows the password: %s", l)
 	}
 }
+
+// TestIdleBridgeSleeps: connected with nothing to send, the bridge waits; it must not
+// spin (hosted that burns a core; in the image, where goroutines are not preempted,
+// it froze the whole guest).
+func TestIdleBridgeSleeps(t *testing.T) {
+	m := startMosquitto(t)
+	b := newBridge(t, "address "+m.url(), "client_id idle", "out data/# 1")
+	runBridge(t, b, func(string, []byte, int8, bool) bool { return true })
+	time.Sleep(100 * time.Millisecond)
+	before := cpuTime(t)
+	time.Sleep(time.Second)
+	if used := cpuTime(t) - before; used > 300*time.Millisecond {
+		t.Errorf("%v of CPU in 1 s while connected and idle: the bridge spins", used)
+	}
+	// And it still forwards once there is something to send.
+	var got received
+	mqttClient(t, m, "idle-sub", true, func(c mqtt.Client) { c.Subscribe("data/#", 1, got.handler) })
+	time.Sleep(200 * time.Millisecond)
+	b.Forward("data/x", []byte("after idle"), 1, false)
+	got.waitN(t, 1, 5*time.Second)
+}
+
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
