@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"sync"
@@ -54,7 +55,8 @@ type benchOpts struct {
 	idle    int // --idle: connect this many idle clients and report memory instead
 	pid     int
 
-	floorProcess bool // run the floor relay as a child process instead of in this one
+	floorProcess bool   // run the floor relay as a child process instead of in this one
+	trace        string // write a Go execution trace of the bench process here
 }
 
 // roundResult is one measured run over one path.
@@ -83,6 +85,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.fanout, "k", 1, "fan-out: `K` subscribers, each receiving every message (lost and received count deliveries)")
 	fs.IntVar(&o.idle, "idle", 0, "memory mode: connect `K` idle clients and report the broker's RSS per client (the broker must run on this machine)")
 	fs.IntVar(&o.pid, "pid", 0, "with --idle: the broker's process `ID` (default: found by its UDP port)")
+	fs.StringVar(&o.trace, "trace", "", "write a Go execution trace of the bench itself to `FILE` (go tool trace): where the bench's own time goes")
 	fs.BoolVar(&o.floorProcess, "floor-process", false, "run the floor relay in a process of its own (as a broker is) instead of in the bench's")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency CDF of the target and the floor to `FILE`")
 	fs.Usage = func() {
@@ -151,6 +154,19 @@ Flags:
 		return 2
 	}
 
+	if o.trace != "" {
+		f, err := os.Create(o.trace)
+		if err != nil {
+			fmt.Fprintf(stderr, "musqratt bench: --trace: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintf(stderr, "musqratt bench: --trace: %v\n", err)
+			return 1
+		}
+		defer trace.Stop()
+	}
 	if o.idle > 0 {
 		return benchIdle(target, o.idle, o.pid, o.timeout, stdout, stderr)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -97,6 +99,13 @@ func TestBenchFloorProcess(t *testing.T) {
 	b := benchLine(t, out)
 	if !b.FloorProc || b.Floor.Received != 200 || b.Received != 200 || !strings.Contains(out, "floor: a relay in its own process") {
 		t.Errorf("--floor-process: %+v\n%s", b, out)
+	}
+	tr := filepath.Join(t.TempDir(), "bench.trace")
+	if code, out, errOut := runCmd("bench", "-p", strconv.Itoa(port), "-n", "50", "-r", "2000", "--rounds", "1", "--trace", tr); code != 0 {
+		t.Fatalf("--trace: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if st, err := os.Stat(tr); err != nil || st.Size() == 0 {
+		t.Errorf("--trace wrote no trace: %v", err)
 	}
 	if code, out, _ := runCmd("relay", "-h"); code != 0 {
 		t.Errorf("relay -h: exit %d %s", code, out)
