@@ -41,14 +41,19 @@ func TestBusyPollEcho(t *testing.T) {
 				t.Error("polled datagrams carry no mark")
 			}
 			// The engine saw the client's own address, unmapped.
-			var seen netip.AddrPort
+			var seen netip.AddrPort // written by Receive, which holds eng.mu
+			eng.mu.Lock()
 			eng.onReceive = func(in broker.Datagram, out []broker.Datagram) []broker.Datagram {
 				seen = in.Addr
 				return append(out, in)
 			}
+			eng.mu.Unlock()
 			exchange(t, client, addrOf(srv), []byte("who"))
-			if want := addrOf(client); seen.Addr().Unmap() != want.Addr().Unmap() || seen.Port() != want.Port() {
-				t.Errorf("engine saw %v, client is %v", seen, want)
+			eng.mu.Lock()
+			got := seen
+			eng.mu.Unlock()
+			if want := addrOf(client); got.Addr().Unmap() != want.Addr().Unmap() || got.Port() != want.Port() {
+				t.Errorf("engine saw %v, client is %v", got, want)
 			}
 			// Oversized, right after traffic (inside the poll window).
 			client.WriteToUDPAddrPort(make([]byte, 500), addrOf(srv))
