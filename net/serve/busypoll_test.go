@@ -142,23 +142,5 @@ func TestBusyPollSteadyStateAllocations(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("busy polling is Linux only")
 	}
-	srv := listenUDP(t, "127.0.0.1:0")
-	client := listenUDP(t, "127.0.0.1:0")
-	s := New(echoEngine{}, Options{Logger: quietLogger(), Observe: func(mark, sent uint64) {}, BusyPoll: time.Second}, srv)
-	start(t, s)
-	to := addrOf(srv)
-	msg := []byte("ping")
-	buf := make([]byte, 100)
-	round := func() {
-		client.WriteToUDPAddrPort(msg, to)
-		client.ReadFromUDPAddrPort(buf)
-	}
-	for range 100 {
-		round()
-	}
-	a := testing.AllocsPerRun(500, round)
-	t.Logf("%.2f allocations per round trip", a)
-	if a >= 0.5 {
-		t.Errorf("%.2f allocations per polled round trip, want 0", a)
-	}
+	steadyStateAllocations(t, Options{BusyPoll: time.Second})
 }

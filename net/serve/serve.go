@@ -69,7 +69,10 @@ type Options struct {
 	// until the next one. A datagram that arrives within the window is picked up
 	// without a thread wake-up — on a virtual machine the wake-up of an idle vCPU is
 	// most of a hop's latency — at the price of a busy core while traffic keeps
-	// coming. Only a single *net.UDPConn on Linux polls; elsewhere this is ignored.
+	// coming. Only a single *net.UDPConn on Linux polls, and only with GOMAXPROCS of 2
+	// or more (with one P, the spinning loop would keep the runtime from noticing the
+	// process's other network events until sysmon's 10 ms poll); elsewhere this is
+	// ignored.
 	BusyPoll time.Duration
 }
 
@@ -139,7 +142,7 @@ func New(eng Engine, opts Options, conns ...net.PacketConn) *Server {
 	for _, pc := range conns {
 		s.conns = append(s.conns, newConn(pc))
 	}
-	if s.busyPoll > 0 && len(s.conns) == 1 {
+	if s.busyPoll > 0 && len(s.conns) == 1 && runtime.GOMAXPROCS(0) >= 2 {
 		s.conns[0].initPoll()
 	}
 	if len(s.conns) > 1 {

@@ -475,9 +475,17 @@ func TestSteadyStateAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
+	steadyStateAllocations(t, Options{})
+}
+
+// steadyStateAllocations echoes datagrams through a server with opts and fails if a
+// round trip allocates.
+func steadyStateAllocations(t *testing.T, opts Options) {
+	t.Helper()
 	srv := listenUDP(t, "127.0.0.1:0")
 	client := listenUDP(t, "127.0.0.1:0")
-	s := New(echoEngine{}, Options{Logger: quietLogger(), Observe: func(mark, sent uint64) {}}, srv)
+	opts.Logger, opts.Observe = quietLogger(), func(mark, sent uint64) {}
+	s := New(echoEngine{}, opts, srv)
 	start(t, s)
 	to := addrOf(srv)
 	msg := []byte("ping")
@@ -495,7 +503,7 @@ func TestSteadyStateAllocations(t *testing.T) {
 	a := testing.AllocsPerRun(500, round)
 	t.Logf("%.2f allocations per round trip", a)
 	if a >= 0.5 {
-		t.Errorf("%.2f allocations per round trip, want 0", a)
+		t.Errorf("%.2f allocations per round trip, want 0 (options %+v)", a, opts)
 	}
 }
 
