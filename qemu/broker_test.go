@@ -128,9 +128,25 @@ func testBroker(t *testing.T, m Machine) {
 	if err := client.PublishQoSMinus1(conn, client.Short("zz"), []byte("minus1"), false); err != nil {
 		t.Fatal(err)
 	}
-	subIn.waitFor(t, "QoS -1", func(m []client.Message) bool { return len(m) >= 5 })
-	if got := strings.Join(subIn.payloads(), ","); got != "qos0,qos1,qos2,short,minus1" {
-		t.Errorf("deliveries %s", got)
+	subIn.waitFor(t, "QoS -1", func(m []client.Message) bool {
+		return slices.ContainsFunc(m, func(x client.Message) bool { return string(x.Payload) == "minus1" })
+	})
+	// Under load (TCG on a busy host) a QoS 1 PUBLISH may be resent, and QoS 1 allows
+	// its duplicate; QoS 0, -1 and 2 must arrive once.
+	var distinct []string
+	count := map[string]int{}
+	for _, p := range subIn.payloads() {
+		if count[p]++; count[p] == 1 {
+			distinct = append(distinct, p)
+		}
+	}
+	if got := strings.Join(distinct, ","); got != "qos0,qos1,qos2,short,minus1" {
+		t.Errorf("deliveries %s (all: %q)", got, subIn.payloads())
+	}
+	for _, once := range []string{"qos0", "qos2", "minus1"} {
+		if count[once] != 1 {
+			t.Errorf("%s delivered %d times, want once", once, count[once])
+		}
 	}
 
 	// Retained, and a will on a client that stops answering.
