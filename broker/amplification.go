@@ -25,21 +25,45 @@ func (b *Broker) withinBudget(s *session, n int) bool {
 	return s.txBytes+uint64(n) <= uint64(b.cfg.MaxAmplification)*s.rxBytes
 }
 
-// challenge asks an unproven client to answer a REGISTER for the topic of m, so that it
-// proves its address and deliveries can continue.
+// ChallengeTopic is the topic the address challenge REGISTERs when the topic of the
+// waiting delivery has a longer name: short, so the challenge always fits the budget
+// whatever the length of the topics the client waits for, and under $SYS, so that no
+// wildcard subscription ever receives anything on it.
+const ChallengeTopic = "$SYS/broker/challenge"
+
+// challengeName is the topic the challenge for a delivery of m REGISTERs: m's own if
+// it is no longer than ChallengeTopic (the client will need that id anyway).
+func challengeName(m *message) string {
+	if len(m.topic) <= len(ChallengeTopic) {
+		return m.topic
+	}
+	return ChallengeTopic
+}
+
+// challengeLen is the encoded size of the challenge REGISTER for m: the room kept in
+// the budget, so that deliveries never spend the budget a client needs to prove itself.
+func challengeLen(m *message) int { return 6 + len(challengeName(m)) }
+
+// challenge asks an unproven client to answer a REGISTER with an unguessable message
+// id, so that it proves its address and deliveries can continue. The spec lets a
+// gateway REGISTER a topic at any time (6.10); the client's REGACK, whatever its
+// return code, carries the proof.
 func (b *Broker) challenge(s *session, m *message, now time.Time, out []Datagram) []Datagram {
-	if s.reg != nil {
+	if s.reg != nil || s.validated {
 		return out
 	}
+	name := challengeName(m)
 	id := m.topicID
-	if id == 0 {
+	if id == 0 || name != m.topic {
 		var ok bool
-		if id, ok = b.register(m.topic); !ok {
+		if id, ok = b.register(name); !ok {
 			return out
 		}
-		m.topicID = id
+		if name == m.topic {
+			m.topicID = id
+		}
 	}
-	if !b.withinBudget(s, registerLen(b, id)) {
+	if !b.withinBudget(s, 6+len(name)) {
 		return out
 	}
 	out = b.sendRegister(s, id, 0, now, m.mark, out)
@@ -51,16 +75,6 @@ func (b *Broker) challenge(s *session, m *message, now time.Time, out []Datagram
 // encapsulation adds its own header, which the budget absorbs).
 func publishLen(m *message) int {
 	n := 7 + len(m.data)
-	if n > 255 {
-		n += 2
-	}
-	return n
-}
-
-// challengeLen is the room kept in the budget for the REGISTER challenge, so that
-// deliveries never spend the budget a client needs to prove itself.
-func challengeLen(m *message) int {
-	n := 6 + len(m.topic)
 	if n > 255 {
 		n += 2
 	}

@@ -280,8 +280,12 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 				continue
 			}
 			if _, ok := s.known[m.topicID]; !ok {
-				if s.reg == nil && b.withinBudget(s, registerLen(b, m.topicID)) {
+				switch {
+				case s.reg != nil:
+				case b.withinBudget(s, registerLen(b, m.topicID)):
 					out = b.sendRegister(s, m.topicID, 0, now, m.mark, out)
+				default:
+					out = b.challenge(s, m, now, out) // the REGISTER does not fit yet
 				}
 				break
 			}
