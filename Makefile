@@ -4,8 +4,11 @@
 SHELL := /bin/bash
 GO    ?= go
 
-# Fuzz time per target: short in `make test`, long in `make fuzz`.
-FUZZTIME      ?= 10s
+# Fuzz budget per target: short in `make test`, long in `make fuzz`. make test counts
+# executions, not seconds: with go1.26 a duration budget can end in a spurious
+# "context deadline exceeded" failure when a loaded machine's worker misses the
+# coordinator's deadline (golang/go#75804, fixed in go1.27); a count has no deadline.
+FUZZTIME      ?= 100000x
 LONG_FUZZTIME ?= 10m
 
 # staticcheck, pinned. 2026.2.2 is module version v0.8.2 (2025.1.1, v0.6.1, also
