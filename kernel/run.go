@@ -152,6 +152,10 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 		attrs = append(attrs, "state_file", cfg.StateFile, "durability", cfg.Durability)
 	}
 	logger.Info("musqratt serving MQTT-SN", attrs...)
+	if adv := bc.AdvertiseInterval; adv > 0 && adv < 15*time.Minute && len(cfg.Broadcast) > 0 {
+		// Allowed (tests, labs), but every gateway on the network hears it.
+		logger.Warn("advertise_interval is below the 15 minutes MQTT-SN v1.2 asks for T_ADV (6.1)", "advertise_interval", adv)
+	}
 	if cfg.OnServing != nil {
 		cfg.OnServing(m)
 	}

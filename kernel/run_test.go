@@ -125,6 +125,21 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 }
 
+// An ADVERTISE period below the spec's 15 minutes is served, with a warning.
+func TestRunWarnsOnShortAdvertiseInterval(t *testing.T) {
+	srv := udp(t, "127.0.0.1:0")
+	cfg, err := ParseConfig("test.conf", strings.NewReader("broadcast 127.255.255.255:1\nadvertise_interval 1s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	stop := runKernel(t, cfg, &logs, srv)
+	stop()
+	if out := logs.String(); !strings.Contains(out, "advertise_interval is below the 15 minutes") {
+		t.Errorf("no warning for advertise_interval 1s:\n%s", out)
+	}
+}
+
 func TestRunLimitIsLoggedAndAnswered(t *testing.T) {
 	srv := udp(t, "127.0.0.1:0")
 	cfg, err := ParseConfig("test.conf", strings.NewReader("max_clients 1\nbroadcast none\nadvertise_interval off\n"))
