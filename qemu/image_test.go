@@ -82,7 +82,14 @@ func testExitStatus(t *testing.T, m Machine) {
 	if err := Build(ctx, tamago, mod, m, img, "-X", "main.Port=no-such-port"); err != nil {
 		t.Fatal(err)
 	}
-	in, err := Boot(ctx, Config{Machine: m, Image: img, ReadyLine: "musqratt: stopped:"})
+	bootFailing(t, m, img)
+}
+
+// bootFailing boots img, whose boot must fail: the image prints its "musqratt:
+// stopped:" line and QEMU exits with the image's status 1. It returns the console.
+func bootFailing(t *testing.T, m Machine, img string) string {
+	t.Helper()
+	in, err := Boot(context.Background(), Config{Machine: m, Image: img, ReadyLine: "musqratt: stopped:"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,4 +102,5 @@ func testExitStatus(t *testing.T, m Machine) {
 	if got, want := in.ExitCode(), m.ExitStatus(1); got != want {
 		t.Fatalf("QEMU exit status %d, want %d; console:\n%s", got, want, in.Console())
 	}
+	return in.Console()
 }
