@@ -346,12 +346,19 @@ func setBridge(p *parser, _ []string, rest string) error {
 	return nil
 }
 
+// MinBusyPoll and MaxBusyPoll bound busy_poll (and the daemon's --busy-poll); "off" or
+// "0" turns it off.
+const (
+	MinBusyPoll = time.Microsecond
+	MaxBusyPoll = time.Second
+)
+
 func setBusyPoll(p *parser, args []string, _ string) error {
 	if args[0] == "off" || args[0] == "0" {
 		p.cfg.BusyPoll = 0
 		return nil
 	}
-	d, err := p.duration(args[0], time.Microsecond, time.Second)
+	d, err := p.duration(args[0], MinBusyPoll, MaxBusyPoll)
 	if err != nil {
 		return err
 	}

@@ -86,8 +86,8 @@ Flags:
 		cfg.BusyPoll = 0
 	default:
 		d, err := time.ParseDuration(busyPoll)
-		if err != nil || d < time.Microsecond || d > time.Second {
-			fmt.Fprintf(stderr, "musqratt serve: --busy-poll %q: want a duration from 1µs to 1s, e.g. 2ms, or off\n", busyPoll)
+		if err != nil || d < kernel.MinBusyPoll || d > kernel.MaxBusyPoll {
+			fmt.Fprintf(stderr, "musqratt serve: --busy-poll %q: want a duration from %v to %v, e.g. 2ms, or off\n", busyPoll, kernel.MinBusyPoll, kernel.MaxBusyPoll)
 			return 2
 		}
 		cfg.BusyPoll = d
