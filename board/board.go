@@ -112,6 +112,12 @@ type Board struct {
 	Exit func(code int)
 }
 
+// ErrTxFull is what a [NIC]'s Transmit returns (possibly wrapped) when its
+// transmit ring has no free descriptor right now: the frame was not taken, and the
+// caller may try again shortly. It is back-pressure, not a failure; any other
+// error from Transmit means the controller refused the frame.
+var ErrTxFull = errors.New("board: transmit ring full")
+
 // ErrNoNIC is returned by [Board.Open] on boards without a network driver.
 var ErrNoNIC = errors.New("board: no network driver on this board")
 
