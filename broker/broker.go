@@ -42,6 +42,12 @@ type Broker struct {
 	nextSeq   uint64
 
 	rng uint64 // splitmix64 state for unguessable message ids (amplification.go)
+
+	// Back-pressure (hold.go): client publications waiting for room, in arrival order;
+	// heldWake is set when an outbox they wait on may have room.
+	held     []heldPublish
+	heldWake bool
+	heldPass uint32
 }
 
 // New returns a broker with cfg (zero fields take their defaults). It returns an error
@@ -137,10 +143,13 @@ func (b *Broker) Receive(now time.Time, in Datagram, out []Datagram) []Datagram 
 		// CONNACK, WILLTOPICREQ, SUBACK and the rest travel gateway → client only.
 		b.c.drops[DropUnexpected].Add(1)
 	}
-	if s != nil && s.live && !s.validated && len(s.queue) > 0 {
+	if s != nil && s.live && !s.validated && s.out.queued() > 0 {
 		// Every datagram from an unproven address grows its budget: deliveries (or the
 		// REGISTER they wait for) that did not fit may fit now.
 		out = b.pump(s, now, out)
+	}
+	if b.heldWake {
+		out = b.releaseHeld(now, out)
 	}
 	if s != nil && s.live {
 		b.schedule(s)
@@ -166,7 +175,10 @@ func (b *Broker) Tick(now time.Time, out []Datagram) []Datagram {
 			b.schedule(s)
 		}
 	}
-	return out
+	if b.heldWake {
+		out = b.releaseHeld(now, out)
+	}
+	return b.expireHeld(now, out)
 }
 
 // Deadline returns when Tick next has work, or the zero Time if no timer is pending.
@@ -181,6 +193,9 @@ func (b *Broker) Deadline() time.Time {
 	}
 	if len(b.timers) > 0 && (d.IsZero() || b.timers[0].due.Before(d)) {
 		d = b.timers[0].due
+	}
+	if h := b.heldDeadline(); !h.IsZero() && (d.IsZero() || h.Before(d)) {
+		d = h
 	}
 	return d
 }
@@ -249,10 +264,12 @@ func (b *Broker) event(e Event) {
 	}
 }
 
-func (b *Broker) limitHit(l Limit, clientID string) {
+func (b *Broker) limitHit(l Limit, clientID string) { b.limitHitDetail(l, clientID, "") }
+
+func (b *Broker) limitHitDetail(l Limit, clientID, detail string) {
 	b.c.limits[l].Add(1)
 	if b.cfg.OnEvent != nil {
-		b.cfg.OnEvent(Event{Kind: EventLimit, Limit: l, ClientID: clientID})
+		b.cfg.OnEvent(Event{Kind: EventLimit, Limit: l, ClientID: clientID, Detail: detail})
 	}
 }
 

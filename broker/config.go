@@ -29,7 +29,7 @@ type Config struct {
 	MaxTopics          int  // distinct registered topic names; REGACK congestion beyond
 	MaxTopicsPerClient int  // registrations a client may hold; REGACK congestion beyond
 	MaxSubsPerClient   int  // subscriptions a client may hold; SUBACK congestion beyond
-	MaxQueuedPerClient int  // QoS 1/2 deliveries queued behind the one in flight; dropped and counted beyond
+	MaxQueuedPerClient int  // deliveries queued behind the window; beyond, publishers wait (QueueFullPolicy)
 	MaxSleepBuffer     int  // messages buffered for an asleep client; dropped and counted beyond
 	MaxQoS2Incoming    int  // QoS 2 PUBLISHes from one client awaiting PUBREL; PUBACK congestion beyond
 	MaxPayload         int  // PUBLISH payload octets; PUBACK congestion beyond
@@ -37,6 +37,17 @@ type Config struct {
 	MaxClientIDLen     int  // 23 in v1.2; CONNACK "not supported" beyond
 	InflightWindow     int  // QoS 1/2 PUBLISHes outstanding per client; 1 is the spec, more is an opt-in extension
 	RequireSameAddress bool // refuse a takeover or wake-up of a session from a different address
+
+	// QueueFullPolicy says what a client's QoS 1/2 PUBLISH meets when a matching
+	// connected subscriber's outbox is full (MaxQueuedPerClient): PolicyBlock (the
+	// default) holds it, unacknowledged, until there is room; PolicyDrop delivers it
+	// where there is room, drops it (counted) elsewhere, and acknowledges it at once.
+	QueueFullPolicy QueueFullPolicy
+	// MaxHeldPerClient bounds the publications held for one publisher; PUBACK
+	// congestion beyond. MaxHoldTime bounds how long one is held; PUBACK congestion
+	// after (docs/reliability.md, "Back-pressure").
+	MaxHeldPerClient int
+	MaxHoldTime      time.Duration
 
 	// Seed seeds the generator of the message ids the broker picks for a client at a new
 	// address; a driver passes a random value so an off-path spoofer cannot guess the
@@ -68,6 +79,24 @@ type Config struct {
 	// Trace, if set, is called as a PUBLISH passes each stage inside the engine, so the
 	// driver can stamp it with its clock: the core itself reads no clock.
 	Trace func(Stage)
+}
+
+// QueueFullPolicy: what a full subscriber outbox does to a publisher (Config).
+type QueueFullPolicy uint8
+
+const (
+	PolicyBlock QueueFullPolicy = iota // hold the publication and its acknowledgement until there is room
+	PolicyDrop                         // acknowledge at once; drop (and count) the delivery to a full outbox
+)
+
+func (p QueueFullPolicy) String() string {
+	switch p {
+	case PolicyBlock:
+		return "block"
+	case PolicyDrop:
+		return "drop"
+	}
+	return "unknown"
 }
 
 // Origin says where a publication came from.
@@ -107,6 +136,8 @@ func Defaults() Config {
 		MaxClientIDLen:     packet.MaxClientIDLen,
 		InflightWindow:     1,
 		MaxAmplification:   3,
+		MaxHeldPerClient:   32,
+		MaxHoldTime:        30 * time.Second,
 	}
 }
 
@@ -142,6 +173,10 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxClientIDLen, d.MaxClientIDLen)
 	setInt(&c.InflightWindow, d.InflightWindow)
 	setInt(&c.MaxAmplification, d.MaxAmplification)
+	setInt(&c.MaxHeldPerClient, d.MaxHeldPerClient)
+	if c.MaxHoldTime == 0 {
+		c.MaxHoldTime = d.MaxHoldTime
+	}
 	return c
 }
 
@@ -163,6 +198,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max payload %d exceeds what one MQTT-SN PUBLISH can carry (%d)", c.MaxPayload, packet.MaxLen-7)
 	case c.InflightWindow < 0 || c.InflightWindow > 1024:
 		return fmt.Errorf("inflight window %d must be 1..1024", c.InflightWindow)
+	case c.QueueFullPolicy > PolicyDrop:
+		return fmt.Errorf("queue full policy %d must be PolicyBlock or PolicyDrop", c.QueueFullPolicy)
+	case c.MaxHeldPerClient < 0:
+		return fmt.Errorf("max held per client %d must be positive", c.MaxHeldPerClient)
+	case c.MaxHoldTime < 0:
+		return fmt.Errorf("max hold time %v must be positive", c.MaxHoldTime)
 	}
 	if c.Access != nil {
 		if err := c.Access.Validate(); err != nil {

@@ -34,6 +34,7 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 		b.event(Event{Kind: EventTakeover, ClientID: s.clientID, State: s.state, Detail: r.from.addr.String()})
 	}
 	defer b.scheduleIfLive(s)
+	b.dropHeld(s) // a new connection: what the old one had held was never acknowledged
 	if cur != nil && cur != s {
 		// Another client id was connected from this address: that connection is gone
 		// without a DISCONNECT, so it is lost (and its will published).
@@ -174,6 +175,8 @@ func (b *Broker) handleDisconnect(r *request, s *session, out []Datagram) []Data
 		return b.emit(out, &r.from, r.mark)
 	}
 	p := r.p
+	b.dropHeld(s)
+	b.heldWake = true // as a sleeper or away, it no longer makes publishers wait
 	if p.HasDuration && p.Duration > 0 && s.phase == phaseNone {
 		s.sleepFor = time.Duration(p.Duration) * time.Second
 		s.sleepUntil = r.now.Add(grace(s.sleepFor))
@@ -225,8 +228,8 @@ func (b *Broker) handlePingreq(r *request, s *session, out []Datagram) []Datagra
 			named.lastHeard = r.now
 			b.setState(named, StateAwake)
 			// Resend what was in flight when the client fell asleep, then the rest.
-			for i := range named.inflight {
-				out = b.retransmit(named, &named.inflight[i], r.now, out)
+			for i := range named.out.inflight {
+				out = b.retransmit(named, &named.out.inflight[i], r.now, out)
 			}
 			out = b.pump(named, r.now, out)
 			b.scheduleIfLive(named)

@@ -131,7 +131,7 @@ func (b *Broker) encodeSession(s *session) []byte {
 	w.U8(uint8(st))
 	w.U32(uint32(s.keepAlive / time.Second))
 	w.U32(uint32(s.sleepFor / time.Second))
-	w.U16(s.nextMsgID)
+	w.U16(s.out.nextID)
 	w.Bool(s.will.set)
 	w.String(s.will.topic)
 	w.Bytes(s.will.msg)
@@ -171,12 +171,12 @@ func (b *Broker) Snapshot(dst []byte) []byte {
 			continue
 		}
 		b.journal = journal.AppendRecord(b.journal, journal.KindSession, b.encodeSession(s))
-		for i := range s.inflight {
-			if in := &s.inflight[i]; in.msg != nil {
+		for i := range s.out.inflight {
+			if in := &s.out.inflight[i]; in.msg != nil {
 				b.journalMsg(s, in.msg, in.msgID, in.awaiting)
 			}
 		}
-		for _, m := range s.queue {
+		for _, m := range s.out.queue {
 			b.journalMsg(s, m, m.msgID, m.awaiting)
 		}
 	}
@@ -278,8 +278,7 @@ func (b *Broker) Restore(now time.Time, records []byte) error {
 			if !b.resolve(m) {
 				continue
 			}
-			s.queue = append(s.queue, m)
-			b.c.gauges.queued.Add(1)
+			s.out.push(m)
 		}
 	}
 	for _, s := range sessions {
@@ -312,7 +311,7 @@ func (b *Broker) decodeSession(r *journal.Reader, seen map[string]*session, now 
 		}
 	}
 	s.filters, s.known, s.qos2In = nil, nil, nil
-	s.keepAlive, s.sleepFor, s.nextMsgID, s.will = keepAlive, sleepFor, nextMsgID, w
+	s.keepAlive, s.sleepFor, s.out.nextID, s.will = keepAlive, sleepFor, nextMsgID, w
 	for n := r.U32(); n > 0 && r.Err == nil; n-- {
 		f, q := r.String(), r.U8()
 		if r.Err != nil {

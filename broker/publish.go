@@ -45,26 +45,39 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 	case packet.QoS0:
 		return b.publish(r.now, m, OriginClient, out)
 	case packet.QoS1:
-		out = b.publish(r.now, m, OriginClient, out)
+		// Accepted means delivered to every matching subscriber's outbox (offer):
+		// otherwise the PUBACK waits with the held publication (hold.go).
+		var ok bool
+		if out, ok = b.offer(r, s, m, out); !ok {
+			return out
+		}
 		return b.puback(out, s, p, packet.Accepted, r.mark)
 	}
 	// QoS 2: deliver on the first PUBLISH, remember its msg id until PUBREL so that
 	// a retransmitted PUBLISH (its PUBREC was lost) is acknowledged, not delivered again.
 	if _, dup := s.qos2In[p.MsgID]; !dup && !b.recentlyReleased(s, p, r.now) {
-		if len(s.qos2In) >= b.cfg.MaxQoS2Incoming {
+		if len(s.qos2In) >= b.cfg.MaxQoS2Incoming && b.findHeld(s, p.MsgID) < 0 {
 			b.limitHit(LimitQoS2Incoming, s.clientID)
 			return b.puback(out, s, p, packet.Congestion, r.mark)
 		}
-		if s.qos2In == nil {
-			s.qos2In = make(map[uint16]uint64)
+		var ok bool
+		if out, ok = b.offer(r, s, m, out); !ok {
+			return out // held: PUBREC when it is delivered
 		}
-		s.qos2In[p.MsgID] = publishSum(p)
-		b.dirty(s)
-		out = b.publish(r.now, m, OriginClient, out)
+		b.receivedQoS2(s, p.MsgID, publishSum(p))
 	}
 	q := b.reply(packet.PUBREC)
 	q.MsgID = p.MsgID
 	return b.emitTo(out, s, r.mark)
+}
+
+// receivedQoS2 remembers an accepted QoS 2 publication until its PUBREL.
+func (b *Broker) receivedQoS2(s *session, msgID uint16, sum uint64) {
+	if s.qos2In == nil {
+		s.qos2In = make(map[uint16]uint64)
+	}
+	s.qos2In[msgID] = sum
+	b.dirty(s)
 }
 
 // publishQoSMinus1: a PUBLISH from anyone, connected or not, on a pre-defined id or short
@@ -124,7 +137,8 @@ func (b *Broker) puback(out []Datagram, s *session, p *packet.Packet, rc packet.
 }
 
 // publish stores m if retained and fans it out to every matching subscription.
-// origin says who published it (for counters and OnPublish).
+// origin says who published it (for counters and OnPublish). A full outbox drops the
+// delivery (counted): publications that can wait for room go through offer instead.
 func (b *Broker) publish(now time.Time, m *message, origin Origin, out []Datagram) []Datagram {
 	if origin == OriginClient {
 		b.c.publishesIn.Add(1)
@@ -132,6 +146,14 @@ func (b *Broker) publish(now time.Time, m *message, origin Origin, out []Datagra
 	if !b.resolve(m) {
 		return out
 	}
+	b.matches = b.subs.MatchAppend(b.matches[:0], m.topic)
+	return b.fanout(now, m, origin, false, true, out)
+}
+
+// fanout delivers m (resolved) to the subscribers in b.matches. canWait says the
+// back-pressure rule found room in every outbox that would push back (offer); trace
+// says the publication is the input being handled (not a held one released later).
+func (b *Broker) fanout(now time.Time, m *message, origin Origin, canWait, trace bool, out []Datagram) []Datagram {
 	if b.cfg.OnPublish != nil {
 		b.cfg.OnPublish(m.topic, m.data, int8(m.qos), m.retain, origin)
 	}
@@ -143,31 +165,26 @@ func (b *Broker) publish(now time.Time, m *message, origin Origin, out []Datagra
 	m.retain = false
 	defer func() { m.retain = retain }()
 
-	b.matches = b.subs.MatchAppend(b.matches[:0], m.topic)
-	if b.cfg.Trace != nil {
+	trace = trace && b.cfg.Trace != nil
+	if trace {
 		b.cfg.Trace(StageMatched)
 	}
 	first := len(out)
 	defer func() {
-		if b.cfg.Trace != nil && len(out) > first {
+		if trace && len(out) > first {
 			b.cfg.Trace(StageQueued)
 		}
 	}()
 	var shared *message // the owned copy, made once if any subscriber must queue
 	for _, e := range b.matches {
 		s := b.sessions[e.Sub]
-		q := m.qos
-		if packet.QoS(e.QoS) < q {
-			q = packet.QoS(e.QoS)
-		}
-		if q < 0 {
-			q = packet.QoS0
-		}
-		if s.connected() && len(s.queue) == 0 && b.canSendNow(s, m, q) {
+		q := deliveryQoS(m.qos, e.QoS)
+		if s.connected() && s.out.queued() == 0 && b.canSendNow(s, m, q) {
 			out = b.sendPublish(s, m, q, now, out)
 			continue
 		}
-		if !b.mayQueue(s, q) {
+		if v, why := s.out.admit(s.audience(), b.admitting(q, canWait)); v == verdictDrop {
+			b.dropped(s, why)
 			continue
 		}
 		if shared == nil {
@@ -176,6 +193,35 @@ func (b *Broker) publish(now time.Time, m *message, origin Origin, out []Datagra
 		out = b.enqueue(s, shared, q, now, out)
 	}
 	return out
+}
+
+// deliveryQoS is min(publication QoS, granted QoS), QoS -1 delivered as 0.
+func deliveryQoS(q packet.QoS, granted uint8) packet.QoS {
+	if packet.QoS(granted) < q {
+		q = packet.QoS(granted)
+	}
+	if q < 0 {
+		q = packet.QoS0
+	}
+	return q
+}
+
+func (b *Broker) admitting(q packet.QoS, canWait bool) admitting {
+	return admitting{qos: q, canWait: canWait, queueMax: b.cfg.MaxQueuedPerClient, sleepMax: b.cfg.MaxSleepBuffer}
+}
+
+// dropped counts a delivery the back-pressure rule dropped for s (NumDrops: nothing
+// was kept because nothing is owed, not counted).
+func (b *Broker) dropped(s *session, why Drop) {
+	if why >= NumDrops {
+		return
+	}
+	b.c.drops[why].Add(1)
+	l := LimitQueue
+	if why == DropSleepBufferFull {
+		l = LimitSleepBuffer
+	}
+	b.limitHit(l, s.clientID)
 }
 
 // owned returns a copy of m that owns its payload, for queues.
@@ -197,85 +243,72 @@ func (b *Broker) canSendNow(s *session, m *message, q packet.QoS) bool {
 	if !b.withinBudget(s, publishLen(m)+challengeLen(m)) {
 		return false
 	}
-	return q == packet.QoS0 || len(s.inflight) < b.cfg.InflightWindow
+	return q == packet.QoS0 || !s.out.windowFull(b.cfg.InflightWindow)
 }
 
-// mayQueue decides whether a delivery that cannot go now is kept: always for a
-// connected or asleep client, QoS 1/2 only for a persistent session whose client is
-// away.
-func (b *Broker) mayQueue(s *session, q packet.QoS) bool {
-	switch {
-	case s.connected(), s.state == StateAsleep:
-		return true
-	case !s.clean && q > packet.QoS0:
-		return true
-	}
-	return false
-}
-
-// enqueue adds a delivery to s's queue, within the configured bounds, then tries to
+// enqueue adds a delivery the back-pressure rule admitted to s's queue, then tries to
 // move the queue.
 func (b *Broker) enqueue(s *session, shared *message, q packet.QoS, now time.Time, out []Datagram) []Datagram {
-	if _, refused := s.refused[shared.topicID]; refused && shared.idType == packet.TopicNormal {
-		b.c.drops[DropRefusedTopic].Add(1)
-		return out
-	}
-	asleep := s.state == StateAsleep || s.state == StateAwake
-	if asleep && len(s.queue) >= b.cfg.MaxSleepBuffer {
-		b.c.drops[DropQueueFull].Add(1)
-		b.limitHit(LimitSleepBuffer, s.clientID)
-		return out
-	}
-	if len(s.queue) >= b.cfg.MaxQueuedPerClient {
-		b.c.drops[DropQueueFull].Add(1)
-		b.limitHit(LimitQueue, s.clientID)
-		return out
-	}
-	m := shared
-	if q != shared.qos || shared.retain {
-		c := *shared // per-subscriber QoS; the payload stays shared
-		c.qos = q
-		m = &c
-	}
-	if asleep {
-		m = b.sleepCopy(m)
-	}
-	s.queue = append(s.queue, m)
-	b.c.gauges.queued.Add(1)
-	b.journalMsg(s, m, 0, 0)
+	b.queueDelivery(s, shared, q)
 	return b.pump(s, now, out)
 }
 
-// sleepCopy marks m as held for a sleeper, copying the header so the flag is per queue.
-func (b *Broker) sleepCopy(m *message) *message {
-	c := *m
-	c.sleepBuffered = true
-	b.c.gauges.sleepBuffered.Add(1)
-	return &c
-}
-
-func (b *Broker) unqueued(m *message) {
-	b.c.gauges.queued.Add(-1)
-	if m.sleepBuffered {
-		b.c.gauges.sleepBuffered.Add(-1)
-		// Out of the buffer: a copy requeued later (requeueInflight) must not count again.
-		m.sleepBuffered = false
+// queueDelivery queues shared for s at QoS q (unless s refused its topic).
+func (b *Broker) queueDelivery(s *session, shared *message, q packet.QoS) {
+	if _, refused := s.refused[shared.topicID]; refused && shared.idType == packet.TopicNormal {
+		b.c.drops[DropRefusedTopic].Add(1)
+		return
 	}
+	m := shared
+	if q != shared.qos || shared.retain || s.state == StateAsleep {
+		c := *shared // per-subscriber QoS and sleep mark; the payload stays shared
+		c.qos = q
+		c.sleepBuffered = s.state == StateAsleep
+		m = &c
+	}
+	s.out.push(m)
+	b.journalMsg(s, m, 0, 0)
 }
 
 // pump sends what the session's queue allows: queued messages in order until a QoS 1/2
-// delivery finds the window full or a topic needs a REGISTER first. An awake client whose
-// queue is empty gets PINGRESP and goes back to sleep (6.14).
+// delivery finds the window full or a topic needs a REGISTER first; then, as room
+// frees, it wakes publishers held for this outbox (hold.go) or feeds it the retained
+// messages a subscription still owes. An awake client whose queue is empty gets
+// PINGRESP and goes back to sleep (6.14).
 func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 	if !s.connected() {
 		return out
 	}
-	for len(s.queue) > 0 {
-		m := s.queue[0]
+	for {
+		out = b.drain(s, now, out)
+		if s.out.freed(b.cfg.MaxQueuedPerClient) {
+			b.heldWake = true // held publications first; the backlog after them
+			break
+		}
+		if !b.feedBacklog(s) {
+			break
+		}
+	}
+	if s.state == StateAwake && s.out.idle() && s.reg == nil {
+		q := b.reply(packet.PINGRESP)
+		_ = q
+		out = b.emitTo(out, s, 0)
+		b.setState(s, StateAsleep)
+		s.sleepUntil = now.Add(grace(s.sleepFor))
+		b.schedule(s)
+	}
+	return out
+}
+
+// drain sends queued deliveries in order while the window, the topic registrations
+// and the amplification budget allow.
+func (b *Broker) drain(s *session, now time.Time, out []Datagram) []Datagram {
+	for s.out.queued() > 0 {
+		m := s.out.head()
 		if m.idType == packet.TopicNormal {
 			if _, refused := s.refused[m.topicID]; refused {
 				b.journalMsgDel(s, m)
-				b.popQueue(s)
+				s.out.pop()
 				b.c.drops[DropRefusedTopic].Add(1)
 				continue
 			}
@@ -290,33 +323,17 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 				break
 			}
 		}
-		if m.qos > packet.QoS0 && len(s.inflight) >= b.cfg.InflightWindow {
+		if m.qos > packet.QoS0 && s.out.windowFull(b.cfg.InflightWindow) {
 			break
 		}
 		if !b.withinBudget(s, publishLen(m)+challengeLen(m)) {
 			out = b.challenge(s, m, now, out)
 			break
 		}
-		b.popQueue(s)
+		s.out.pop()
 		out = b.sendPublish(s, m, m.qos, now, out)
 	}
-	if s.state == StateAwake && len(s.queue) == 0 && len(s.inflight) == 0 && s.reg == nil {
-		q := b.reply(packet.PINGRESP)
-		_ = q
-		out = b.emitTo(out, s, 0)
-		b.setState(s, StateAsleep)
-		s.sleepUntil = now.Add(grace(s.sleepFor))
-		b.schedule(s)
-	}
 	return out
-}
-
-func (b *Broker) popQueue(s *session) {
-	m := s.queue[0]
-	b.unqueued(m)
-	copy(s.queue, s.queue[1:])
-	s.queue[len(s.queue)-1] = nil
-	s.queue = s.queue[:len(s.queue)-1]
 }
 
 // sendRegister sends REGISTER for topicID; msgID 0 starts a new registration, any other
@@ -375,17 +392,12 @@ func (b *Broker) sendPublish(s *session, m *message, q packet.QoS, now time.Time
 		enc = out[len(out)-1].B
 		enc = enc[len(enc)-packet.Len(p):] // the PUBLISH without any encapsulation
 	}
-	if len(s.inflight) < cap(s.inflight) {
-		s.inflight = s.inflight[:len(s.inflight)+1] // keeps the slot's buffer
-	} else {
-		s.inflight = append(s.inflight, inflight{})
-	}
-	in := &s.inflight[len(s.inflight)-1]
+	in := s.out.addInflight() // keeps the slot's buffer
 	*in = inflight{
 		msgID:    p.MsgID,
 		qos:      q,
 		awaiting: awaiting,
-		buf:      append(in.buf[:0], enc...),
+		buf:      append(in.buf, enc...),
 		dupAt:    headerLen(len(enc)),
 		deadline: now.Add(b.cfg.RetryInterval),
 		mark:     m.mark,
@@ -399,7 +411,6 @@ func (b *Broker) sendPublish(s *session, m *message, q packet.QoS, now time.Time
 		b.journalMsg(s, m, in.msgID, awaiting)
 	}
 	p.Data = nil
-	b.c.gauges.inflight.Add(1)
 	b.schedule(s) // the retransmission timer may be earlier than anything scheduled
 	return out
 }
@@ -417,25 +428,11 @@ func (b *Broker) sendPubrel(s *session, msgID uint16, mark uint64, out []Datagra
 	return b.emitTo(out, s, mark)
 }
 
-// findInflight returns the index of the inflight delivery with msgID, or -1.
-func findInflight(s *session, msgID uint16) int {
-	for i := range s.inflight {
-		if s.inflight[i].msgID == msgID {
-			return i
-		}
-	}
-	return -1
-}
-
-// completeInflight removes inflight entry i, keeping its buffer for reuse.
-func (b *Broker) completeInflight(s *session, i int) {
-	b.journalMsgDel(s, s.inflight[i].msg)
-	buf := s.inflight[i].buf
-	last := len(s.inflight) - 1
-	s.inflight[i] = s.inflight[last]
-	s.inflight[last] = inflight{buf: buf[:0]}
-	s.inflight = s.inflight[:last]
-	b.c.gauges.inflight.Add(-1)
+// completeInflight removes inflight entry i (its buffer stays for reuse) and returns
+// it; the copy's buf must not be kept.
+func (b *Broker) completeInflight(s *session, i int) inflight {
+	b.journalMsgDel(s, s.out.inflight[i].msg)
+	return s.out.complete(i)
 }
 
 func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram {
@@ -444,8 +441,8 @@ func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram
 		return out
 	}
 	p := r.p
-	i := findInflight(s, p.MsgID)
-	if i < 0 || s.inflight[i].awaiting == packet.PUBCOMP {
+	i := s.out.find(p.MsgID)
+	if i < 0 || s.out.inflight[i].awaiting == packet.PUBCOMP {
 		b.c.drops[DropUnknownMsgID].Add(1)
 		return out
 	}
@@ -454,13 +451,12 @@ func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram
 	case packet.Congestion:
 		// The client asks us to back off: resend after T_RETRY. It answered, so this
 		// is not a retry towards N_RETRY.
-		s.inflight[i].deadline = r.now.Add(b.cfg.RetryInterval)
-		s.inflight[i].retries = 0
+		s.out.inflight[i].deadline = r.now.Add(b.cfg.RetryInterval)
+		s.out.inflight[i].retries = 0
 		return out
 	case packet.InvalidTopicID:
 		// The client lost the mapping (6.12): register again and resend, once.
-		in := s.inflight[i]
-		b.completeInflight(s, i)
+		in := b.completeInflight(s, i)
 		if in.msg == nil && len(in.buf) >= in.dupAt+3 && packet.Flags(in.buf[in.dupAt]).TopicIDType() == packet.TopicNormal {
 			// A clean session keeps no copy to resend: forget the mapping, so that the
 			// next delivery on the topic registers it again.
@@ -470,8 +466,7 @@ func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram
 			delete(s.known, in.msg.topicID)
 			m := *in.msg
 			m.reRegistered, m.dup, m.msgID = true, false, 0
-			s.queue = append([]*message{&m}, s.queue...)
-			b.c.gauges.queued.Add(1)
+			s.out.pushFront(&m)
 			b.journalMsg(s, &m, 0, 0)
 		}
 	default:
@@ -485,13 +480,13 @@ func (b *Broker) handlePubrec(r *request, s *session, out []Datagram) []Datagram
 		b.c.drops[DropNoSession].Add(1)
 		return out
 	}
-	i := findInflight(s, r.p.MsgID)
-	if i < 0 || s.inflight[i].qos != packet.QoS2 {
+	i := s.out.find(r.p.MsgID)
+	if i < 0 || s.out.inflight[i].qos != packet.QoS2 {
 		b.c.drops[DropUnknownMsgID].Add(1)
 		return out
 	}
 	s.validated = true
-	in := &s.inflight[i]
+	in := &s.out.inflight[i]
 	if in.awaiting == packet.PUBREC {
 		in.awaiting = packet.PUBCOMP
 		in.retries = 0
@@ -510,8 +505,8 @@ func (b *Broker) handlePubcomp(r *request, s *session, out []Datagram) []Datagra
 		b.c.drops[DropNoSession].Add(1)
 		return out
 	}
-	i := findInflight(s, r.p.MsgID)
-	if i < 0 || s.inflight[i].awaiting != packet.PUBCOMP {
+	i := s.out.find(r.p.MsgID)
+	if i < 0 || s.out.inflight[i].awaiting != packet.PUBCOMP {
 		b.c.drops[DropUnknownMsgID].Add(1)
 		return out
 	}

@@ -310,8 +310,11 @@ func TestMaxQoS2Incoming(t *testing.T) {
 	}
 }
 
+// TestMaxQueuedPerClient is queue_full_policy drop (the behaviour before back-pressure):
+// every PUBLISH acknowledged, deliveries beyond the bound dropped and counted.
+// backpressure_test.go has the default, PolicyBlock.
 func TestMaxQueuedPerClient(t *testing.T) {
-	n := newNet(t, broker.Config{MaxQueuedPerClient: 2})
+	n := newNet(t, broker.Config{MaxQueuedPerClient: 2, QueueFullPolicy: broker.PolicyDrop})
 	pub, sub, id := pubSub(t, n, 1)
 	for i := range 5 {
 		pub.Send(publishPkt(1, packet.TopicNormal, id, uint16(i+1), fmt.Sprint(i)))

@@ -49,13 +49,16 @@ type session struct {
 	refused map[uint16]struct{} // topic ids the client refused with REGACK
 	filters map[string]uint8    // subscription filter → granted QoS
 
-	queue     []*message // deliveries waiting for the window, a registration, or a wake-up
-	inflight  []inflight // QoS 1/2 deliveries awaiting acknowledgement (≤ InflightWindow)
-	reg       *pendingRegister
-	nextMsgID uint16
-	qos2In    map[uint16]uint64 // QoS 2 PUBLISH msg ids received and not yet released → publishSum
-	released  [8]releasedQoS2   // recently released QoS 2 publications (see handlePubrel)
-	relNext   uint8
+	out      outbox // queue, in-flight window, message ids (outbox.go)
+	reg      *pendingRegister
+	qos2In   map[uint16]uint64 // QoS 2 PUBLISH msg ids received and not yet released → publishSum
+	released [8]releasedQoS2   // recently released QoS 2 publications (see handlePubrel)
+	relNext  uint8
+
+	// Back-pressure (hold.go): this client's publications held until every matching
+	// outbox has room, and the release pass that last found one of them blocked.
+	held     int
+	heldPass uint32
 
 	// Amplification budget (amplification.go): until the client at peer proves it
 	// receives, the broker sends it at most MaxAmplification × rxBytes.
@@ -67,18 +70,6 @@ type session struct {
 
 	due     time.Time // when runTimers next has work; meaningful while heapIdx >= 0
 	heapIdx int
-}
-
-type inflight struct {
-	msgID    uint16
-	qos      packet.QoS
-	awaiting packet.Type // PUBACK, PUBREC or PUBCOMP
-	msg      *message    // kept to requeue on resume; nil once owned bytes are not needed
-	buf      []byte      // the encoded PUBLISH, resent with DUP
-	dupAt    int         // offset of the flags octet in buf
-	retries  int
-	deadline time.Time
-	mark     uint64
 }
 
 // releasedQoS2 remembers a QoS 2 publication after its PUBREL: on a link that
@@ -104,17 +95,25 @@ func (s *session) connected() bool {
 	return s.phase == phaseNone && (s.state == StateActive || s.state == StateAwake)
 }
 
-func (s *session) newMsgID() uint16 {
-	s.nextMsgID++
-	if s.nextMsgID == 0 {
-		s.nextMsgID = 1
+func (s *session) newMsgID() uint16 { return s.out.newMsgID() }
+
+// audience classifies s for the back-pressure rule (outbox.admit).
+func (s *session) audience() audience {
+	switch {
+	case s.connected():
+		return audConnected
+	case s.state == StateAsleep:
+		return audAsleep
+	case !s.clean:
+		return audOffline
 	}
-	return s.nextMsgID
+	return audGone
 }
 
 // newSession allocates a session slot for clientID.
 func (b *Broker) newSession(clientID string) *session {
 	s := &session{clientID: clientID, live: true, heapIdx: -1, state: StateDisconnected}
+	s.out.g = &b.c.gauges
 	if n := len(b.freeIDs); n > 0 {
 		s.sid = b.freeIDs[n-1]
 		b.freeIDs = b.freeIDs[:n-1]
@@ -143,7 +142,7 @@ func (b *Broker) bind(s *session, to peer) {
 		// A new address must prove itself again; and the message ids it would have
 		// to acknowledge start somewhere it cannot guess.
 		s.validated, s.rxBytes, s.txBytes = false, 0, 0
-		s.nextMsgID = uint16(b.random())
+		s.out.nextID = uint16(b.random())
 	}
 	b.unbind(s)
 	s.peer = to
@@ -171,21 +170,11 @@ func (b *Broker) wipe(s *session) {
 	s.filters = nil
 	s.known = nil
 	s.refused = nil
-	b.dropQueue(s)
-	b.c.gauges.inflight.Add(-int64(len(s.inflight)))
-	s.inflight = s.inflight[:0]
+	s.out.reset()
 	s.reg = nil
 	s.qos2In = nil
 	s.will = will{}
 	s.pendingWill = will{}
-}
-
-func (b *Broker) dropQueue(s *session) {
-	for _, m := range s.queue {
-		b.unqueued(m)
-	}
-	clear(s.queue)
-	s.queue = s.queue[:0]
 }
 
 // deleteSession removes s entirely.
@@ -194,6 +183,8 @@ func (b *Broker) deleteSession(s *session) {
 		return
 	}
 	b.journalSessionDel(s)
+	b.dropHeld(s)
+	b.heldWake = true
 	b.wipe(s)
 	b.unbind(s)
 	if b.byClientID[s.clientID] == s {
@@ -214,6 +205,8 @@ func (b *Broker) deleteSession(s *session) {
 // the client's return, with unacknowledged deliveries requeued to be resent.
 func (b *Broker) lose(s *session, now time.Time, out []Datagram) []Datagram {
 	b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateLost, Detail: "lost"})
+	b.dropHeld(s)
+	b.heldWake = true // a subscriber gone: publishers waiting for it may go on
 	out = b.publishWill(s, now, out)
 	if s.clean {
 		b.deleteSession(s)
@@ -230,26 +223,7 @@ func (b *Broker) lose(s *session, now time.Time, out []Datagram) []Datagram {
 
 // requeueInflight moves unacknowledged deliveries back to the head of the queue so a
 // resumed session gets them again (with DUP set, as they may have arrived).
-func (b *Broker) requeueInflight(s *session) {
-	if len(s.inflight) == 0 {
-		return
-	}
-	back := make([]*message, 0, len(s.inflight)+len(s.queue))
-	for i := range s.inflight {
-		in := &s.inflight[i]
-		if in.msg != nil {
-			m := *in.msg
-			m.dup = true
-			m.msgID = in.msgID
-			m.awaiting = in.awaiting
-			back = append(back, &m)
-			b.c.gauges.queued.Add(1)
-		}
-	}
-	b.c.gauges.inflight.Add(-int64(len(s.inflight)))
-	s.inflight = s.inflight[:0]
-	s.queue = append(back, s.queue...)
-}
+func (b *Broker) requeueInflight(s *session) { s.out.requeue() }
 
 func (b *Broker) publishWill(s *session, now time.Time, out []Datagram) []Datagram {
 	if !s.will.set || s.will.topic == "" {
@@ -303,8 +277,8 @@ func (s *session) nextDue(cfg Config) time.Time {
 		if s.keepAlive > 0 {
 			min(s.lastHeard.Add(grace(s.keepAlive)))
 		}
-		for i := range s.inflight {
-			min(s.inflight[i].deadline)
+		for i := range s.out.inflight {
+			min(s.out.inflight[i].deadline)
 		}
 		if s.reg != nil {
 			min(s.reg.deadline)

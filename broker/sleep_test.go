@@ -104,9 +104,9 @@ func TestSleepBuffersAndFlushesOnPing(t *testing.T) {
 	}
 	c.ExpectNothing(t)
 	s := n.Stats()
-	if s.SleepBuffered != 3 || s.Queued != 3 || s.Drops[broker.DropQueueFull] != 2 || s.LimitsHit[broker.LimitSleepBuffer] != 2 {
+	if s.SleepBuffered != 3 || s.Queued != 3 || s.Drops[broker.DropSleepBufferFull] != 2 || s.LimitsHit[broker.LimitSleepBuffer] != 2 {
 		t.Fatalf("sleep-buffered=%d queued=%d dropped=%d limit=%d, want 3, 3, 2, 2",
-			s.SleepBuffered, s.Queued, s.Drops[broker.DropQueueFull], s.LimitsHit[broker.LimitSleepBuffer])
+			s.SleepBuffered, s.Queued, s.Drops[broker.DropSleepBufferFull], s.LimitsHit[broker.LimitSleepBuffer])
 	}
 	n.Advance(30 * time.Second)
 	c.Send(pingPkt("sleeper"))

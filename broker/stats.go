@@ -16,19 +16,25 @@ const (
 	DropBadState                        // arrived in a state where it makes no sense (e.g. WILLMSG with no pending CONNECT)
 	DropUnknownMsgID                    // an acknowledgement for nothing outstanding
 	DropQoSMinus1Normal                 // QoS -1 PUBLISH with a normal topic id (needs pre-defined or short)
-	DropQueueFull                       // a delivery to a client whose queue or sleep buffer was full
+	DropQueueFull                       // a delivery to a connected client whose outbox was full that could not wait: QoS 0, a will, an injected message, or queue_full_policy drop
 	DropRetainedFull                    // a retained message not stored: MaxRetained reached
 	DropRefusedTopic                    // a delivery on a topic the client rejected with REGACK
 	DropDenied                          // refused by RequireSameAddress or access control
 	DropDuplicate                       // a stray copy of a QoS 2 PUBLISH already released (answered, not delivered)
 	DropChallengeUnanswered             // an address challenge (REGISTER) never answered: given up, the client kept
+	DropSleepBufferFull                 // a delivery to an asleep client whose buffer (MaxSleepBuffer) was full
+	DropOfflineQueueFull                // a QoS 1/2 delivery to a persistent session whose client is away, its queue full
+	DropCongestion                      // a held publication refused with PUBACK 0x01 (held too long, or too many held): delivered to no one
+	DropHeldResend                      // a resend of a publication being held: ignored, the held one stands
+	DropHeldAbandoned                   // a held publication forgotten because its publisher left: never acknowledged
 	NumDrops
 )
 
 var dropNames = [NumDrops]string{
 	"malformed", "unexpected", "no_session", "bad_state", "unknown_msg_id",
 	"qos_minus1_normal_topic", "queue_full", "retained_full", "refused_topic", "denied", "duplicate_qos2",
-	"challenge_unanswered",
+	"challenge_unanswered", "sleep_buffer_full", "offline_queue_full", "congestion", "held_resend",
+	"held_abandoned",
 }
 
 func (d Drop) String() string {
@@ -51,12 +57,13 @@ const (
 	LimitQoS2Incoming
 	LimitPayload
 	LimitRetained
+	LimitHold // a publication held for back-pressure past MaxHoldTime, or beyond MaxHeldPerClient
 	NumLimits
 )
 
 var limitNames = [NumLimits]string{
 	"clients", "topics", "topics_per_client", "subscriptions_per_client", "queue_per_client",
-	"sleep_buffer", "qos2_incoming", "payload", "retained",
+	"sleep_buffer", "qos2_incoming", "payload", "retained", "publish_hold",
 }
 
 func (l Limit) String() string {
@@ -92,6 +99,7 @@ type gauges struct {
 	inflight      atomic.Int64
 	queued        atomic.Int64
 	sleepBuffered atomic.Int64
+	held          atomic.Int64
 }
 
 // Stats is a value snapshot of the engine's counters and gauges.
@@ -115,6 +123,7 @@ type Stats struct {
 	Inflight       int64 // QoS 1/2 deliveries awaiting acknowledgement
 	Queued         int64 // deliveries queued behind the inflight window
 	SleepBuffered  int64 // messages held for asleep clients
+	Held           int64 // client publications held, unacknowledged, until their subscribers have room
 }
 
 // Stats returns a snapshot. It is safe to call from any goroutine.
@@ -147,6 +156,7 @@ func (b *Broker) Stats() Stats {
 	}
 	s.Topics, s.Subscriptions, s.Retained = g.topics.Load(), g.subscriptions.Load(), g.retained.Load()
 	s.Inflight, s.Queued, s.SleepBuffered = g.inflight.Load(), g.queued.Load(), g.sleepBuffered.Load()
+	s.Held = g.held.Load()
 	return s
 }
 

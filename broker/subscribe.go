@@ -95,16 +95,20 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 	return b.sendRetained(s, filter, granted, r.now, out)
 }
 
-// sendRetained queues the retained messages matching filter for s (6.9, MQTT 3.3.1.3).
+// sendRetained owes s the retained messages matching filter (6.9, MQTT 3.3.1.3): they
+// join its outbox's backlog, which feeds the queue as room frees (pump), so a
+// subscription to many retained topics is paced by the client, not cut at the queue
+// bound. Each is sent with the value its topic holds when it enters the queue.
 func (b *Broker) sendRetained(s *session, filter string, granted packet.QoS, now time.Time, out []Datagram) []Datagram {
 	if len(b.retained) == 0 {
 		return out
 	}
 	if !topic.IsWildcard(filter) {
-		if rm, ok := b.retained[filter]; ok {
-			out = b.queueRetained(s, filter, rm, granted, now, out)
+		if _, ok := b.retained[filter]; !ok {
+			return out
 		}
-		return out
+		s.out.addBacklog([]string{filter}, granted)
+		return b.pump(s, now, out)
 	}
 	var names []string
 	for name := range b.retained {
@@ -114,24 +118,40 @@ func (b *Broker) sendRetained(s *session, filter string, granted packet.QoS, now
 	}
 	// In name order, not map order: the engine stays deterministic for a given input
 	// (fuzz reproduction, transcripts, seeded simulations).
-	slices.Sort(names)
-	for _, name := range names {
-		out = b.queueRetained(s, name, b.retained[name], granted, now, out)
-	}
-	return out
-}
-
-func (b *Broker) queueRetained(s *session, name string, rm *retainedMsg, granted packet.QoS, now time.Time, out []Datagram) []Datagram {
-	q := rm.qos
-	if granted < q {
-		q = granted
-	}
-	id, _ := b.topics.lookup(name)
-	m := &message{topic: name, topicID: id, data: rm.data, qos: q, retain: true, own: true}
-	if !b.resolve(m) {
+	if len(names) == 0 {
 		return out
 	}
-	return b.enqueue(s, m, q, now, out)
+	slices.Sort(names)
+	s.out.addBacklog(names, granted)
+	return b.pump(s, now, out)
+}
+
+// feedBacklog moves owed retained messages into s's queue while it has room, and
+// reports whether it queued any.
+func (b *Broker) feedBacklog(s *session) bool {
+	fed := false
+	for s.out.queued() < b.cfg.MaxQueuedPerClient {
+		ref, ok := s.out.nextBacklog()
+		if !ok {
+			break
+		}
+		rm, ok := b.retained[ref.name]
+		if !ok {
+			continue // cleared since the subscription
+		}
+		q := rm.qos
+		if ref.granted < q {
+			q = ref.granted
+		}
+		id, _ := b.topics.lookup(ref.name)
+		m := &message{topic: ref.name, topicID: id, data: rm.data, qos: q, retain: true, own: true}
+		if !b.resolve(m) {
+			continue
+		}
+		b.queueDelivery(s, m, q)
+		fed = true
+	}
+	return fed
 }
 
 // storeRetained keeps the last retained message per topic; an empty payload clears it.
@@ -183,6 +203,7 @@ func (b *Broker) handleUnsubscribe(r *request, s *session, out []Datagram) []Dat
 		if b.subs.Remove(filter, s.sid) {
 			b.c.gauges.subscriptions.Add(-1)
 		}
+		b.heldWake = true // publications held for this subscriber may no longer need it
 	}
 	b.reply(packet.UNSUBACK).MsgID = p.MsgID
 	return b.emitTo(out, s, r.mark)

@@ -27,8 +27,8 @@ func (b *Broker) runTimers(s *session, now time.Time, out []Datagram) []Datagram
 		if s.state == StateAwake && !now.Before(s.sleepUntil) {
 			return b.lose(s, now, out)
 		}
-		for i := 0; i < len(s.inflight); i++ {
-			in := &s.inflight[i]
+		for i := 0; i < len(s.out.inflight); i++ {
+			in := &s.out.inflight[i]
 			if now.Before(in.deadline) {
 				continue
 			}

@@ -175,18 +175,10 @@ func (b *Broker) handleRegack(r *request, s *session, out []Datagram) []Datagram
 }
 
 func (b *Broker) dropQueuedTopic(s *session, id uint16) {
-	kept := s.queue[:0]
-	for _, m := range s.queue {
-		if m.idType == packet.TopicNormal && m.topicID == id {
-			b.unqueued(m)
-			b.journalMsgDel(s, m)
-			b.c.drops[DropRefusedTopic].Add(1)
-			continue
-		}
-		kept = append(kept, m)
-	}
-	clear(s.queue[len(kept):])
-	s.queue = kept
+	s.out.dropWhere(func(m *message) bool { return m.idType == packet.TopicNormal && m.topicID == id }, func(m *message) {
+		b.journalMsgDel(s, m)
+		b.c.drops[DropRefusedTopic].Add(1)
+	})
 }
 
 // resolve decides how m's topic is named to subscribers: by a pre-defined id if the
