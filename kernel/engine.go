@@ -68,11 +68,14 @@ func (e *engine) publishSys(now time.Time, out []broker.Datagram) []broker.Datag
 	for _, n := range s.ClientsByState {
 		total += n
 	}
-	var in, sent uint64
+	var in uint64
 	for i := range s.InByType {
 		in += s.InByType[i]
-		sent += s.OutByType[i]
 	}
+	// Sent is what the network took, not what the engine encoded: a datagram the
+	// socket or NIC refused is counted in "not sent" instead.
+	ss := e.m.ServerStats()
+	sent := ss.Sent
 	e2e := e.m.tracer.EndToEnd().Snapshot()
 	values := []struct {
 		topic string
@@ -89,7 +92,8 @@ func (e *engine) publishSys(now time.Time, out []broker.Datagram) []broker.Datag
 		{"$SYS/broker/messages/received", utoa(in)},
 		{"$SYS/broker/messages/sent", utoa(sent)},
 		{"$SYS/broker/messages/inflight", itoa(s.Inflight)},
-		{"$SYS/broker/messages/dropped", utoa(s.TotalDrops())},
+		{"$SYS/broker/messages/dropped", utoa(s.TotalDrops() + ss.WriteErrors)},
+		{"$SYS/broker/messages/not sent", utoa(ss.WriteErrors)},
 		{"$SYS/broker/publish/messages/received", utoa(s.PublishesIn)},
 		{"$SYS/broker/publish/messages/sent", utoa(s.Deliveries)},
 		{"$SYS/broker/bytes/received", utoa(s.BytesIn)},

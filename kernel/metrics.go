@@ -129,19 +129,30 @@ func subtractCounters(s, b *broker.Stats) {
 	s.Broadcasts -= b.Broadcasts
 }
 
-// AppendMetrics appends every counter and gauge to dst. Zero per-type and per-reason
-// counters are left out, so the dump stays readable; the totals are always there.
-func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
-	s := m.Stats()
+// ServerStats is the driver loop's counters, since the last Reset.
+func (m *Metrics) ServerStats() serve.Stats {
 	ss := m.server.Stats()
 	if b := m.resetAt.Load(); b != nil {
 		ss.Received -= b.server.Received
 		ss.Sent -= b.server.Sent
+		ss.Broadcasts -= b.server.Broadcasts
+		ss.Batches -= b.server.Batches
 		ss.Oversized -= b.server.Oversized
 		ss.ReadErrors -= b.server.ReadErrors
 		ss.WriteErrors -= b.server.WriteErrors
 		ss.CommitErrors -= b.server.CommitErrors
+		for i := range ss.TxDrops {
+			ss.TxDrops[i] -= b.server.TxDrops[i]
+		}
 	}
+	return ss
+}
+
+// AppendMetrics appends every counter and gauge to dst. Zero per-type and per-reason
+// counters are left out, so the dump stays readable; the totals are always there.
+func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
+	s := m.Stats()
+	ss := m.ServerStats()
 	gauge := func(name, help string, v float64, labels ...[2]string) {
 		dst = append(dst, latency.Metric{Name: name, Help: help, Kind: latency.Gauge, Value: v, Labels: labels})
 	}
@@ -170,8 +181,9 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 	counter("takeovers_total", "Sessions taken over by a new connection with the same client id.", s.Takeovers)
 	counter("oversized_total", "Datagrams longer than the largest MQTT-SN message, dropped.", ss.Oversized)
 	counter("read_errors_total", "Failed socket reads.", ss.ReadErrors)
-	counter("write_errors_total", "Failed socket writes.", ss.WriteErrors)
-	counter("dropped_total", "Datagrams dropped, all reasons.", s.TotalDrops())
+	counter("write_errors_total", "Datagrams the engine emitted that did not leave (the socket or NIC refused them), all reasons.", ss.WriteErrors)
+	counter("receive_batches_total", "Receive batches read from the network (datagrams_received_total / this is the mean batch).", ss.Batches)
+	counter("dropped_total", "Datagrams dropped, all reasons: by the engine and, after it, by the network path.", s.TotalDrops()+ss.WriteErrors)
 	for _, t := range packet.Types {
 		if v := s.InByType[t]; v != 0 {
 			counter("messages_received_total", "Messages received by type.", v, [2]string{"type", t.String()})
@@ -185,6 +197,11 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 	for d := range broker.NumDrops {
 		if v := s.Drops[d]; v != 0 {
 			counter("dropped_by_reason_total", "Datagrams dropped by reason.", v, [2]string{"reason", d.String()})
+		}
+	}
+	for r := range serve.NumTxReasons {
+		if v := ss.TxDrops[r]; v != 0 {
+			counter("not_sent_total", "Datagrams the engine emitted that did not leave, by reason.", v, [2]string{"reason", r.String()})
 		}
 	}
 	for r := range packet.NumReasons {

@@ -27,10 +27,21 @@ func Run(ctx context.Context, cfg Config, conn net.PacketConn, logger *slog.Logg
 // RunConns is Run over several connections (one per listen address): one engine
 // serves them all, and replies leave by the connection the client was heard on.
 func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *slog.Logger) error {
+	binds := make([]serve.Bind, len(conns))
+	for i, c := range conns {
+		binds[i] = serve.PacketConnBind(c)
+	}
+	return RunBinds(ctx, cfg, binds, logger)
+}
+
+// RunBinds is Run over the batched datagram seam: net/udp's sockets hosted, gVisor's
+// UDP endpoint on the image. The caller owns the Binds and closes them after it
+// returns.
+func RunBinds(ctx context.Context, cfg Config, binds []serve.Bind, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if len(conns) == 0 {
+	if len(binds) == 0 {
 		return fmt.Errorf("kernel: no connection to serve")
 	}
 	events := serve.NewEventLog(logger, 0)
@@ -99,7 +110,7 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 		logger.Warn("state_file is not supported by this build; state is kept in memory", "state_file", cfg.StateFile)
 	}
 	eng := &engine{Broker: b, m: m, sysEvery: cfg.SysInterval, nextSys: time.Now(), version: strings.TrimSpace("musqratt " + cfg.Version), last: map[string]string{}}
-	srv := serve.New(eng, opts, conns...)
+	srv := serve.NewBind(eng, opts, binds...)
 	m.engine, m.server = b, srv
 	if st, ok := cfg.Upstream.(interface{ Stats() bridge.Stats }); ok {
 		m.upstream = st
@@ -129,9 +140,9 @@ func RunConns(ctx context.Context, cfg Config, conns []net.PacketConn, logger *s
 		}()
 	}
 
-	addrs := make([]string, len(conns))
-	for i, c := range conns {
-		addrs[i] = c.LocalAddr().String()
+	addrs := make([]string, len(binds))
+	for i, b := range binds {
+		addrs[i] = b.String()
 	}
 	bcast := make([]string, len(cfg.Broadcast))
 	for i, a := range cfg.Broadcast {

@@ -10,19 +10,18 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/musqratt/musqratt/broker/packet"
+	"github.com/musqratt/musqratt/broker"
+	floor "github.com/musqratt/musqratt/broker/relay"
 )
 
-// relay is the floor of the benchmark: a raw UDP relay on 127.0.0.1 that answers the
-// session set-up just enough for the same client code to run against it, forwards each
-// PUBLISH datagram unchanged to the subscriber, and acknowledges it to the publisher.
-// It keeps no state but the subscribers' addresses: what is left of a broker's latency
-// once the broker does nothing.
+// relay is the floor of the benchmark: broker/relay's engine (session set-up answered
+// just enough, each PUBLISH forwarded unchanged and acknowledged) on a raw UDP socket
+// on 127.0.0.1, read and written one datagram at a time with no driver loop: what is
+// left of a broker's latency once the broker does nothing.
 type relay struct {
 	c    *net.UDPConn
 	wg   sync.WaitGroup
@@ -56,59 +55,19 @@ func (r *relay) close() {
 
 func (r *relay) serve() {
 	buf := make([]byte, 65536)
-	var out []byte
-	var p packet.Packet
-	var subs []*net.UDPAddr // in SUBSCRIBE order
-	reply := func(to *net.UDPAddr, q *packet.Packet) {
-		out = packet.Append(out[:0], q)
-		_, _ = r.c.WriteToUDP(out, to)
-	}
+	var eng floor.Relay
+	var out []broker.Datagram
 	for {
-		n, from, err := r.c.ReadFromUDP(buf)
+		n, from, err := r.c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
-		p.Reset()
-		if packet.Decode(buf[:n], &p) != nil {
-			continue
-		}
-		switch p.Type {
-		case packet.PUBLISH:
-			for _, sub := range subs {
-				if !sameAddr(from, sub) {
-					_, _ = r.c.WriteToUDP(buf[:n], sub)
-				}
-			}
-			switch p.Flags.QoS() {
-			case packet.QoS1:
-				reply(from, &packet.Packet{Type: packet.PUBACK, TopicID: p.TopicID, MsgID: p.MsgID})
-			case packet.QoS2:
-				reply(from, &packet.Packet{Type: packet.PUBREC, MsgID: p.MsgID})
-			}
-		case packet.PUBREC: // from the subscriber, QoS 2
-			reply(from, &packet.Packet{Type: packet.PUBREL, MsgID: p.MsgID})
-		case packet.PUBREL: // from the publisher, QoS 2
-			reply(from, &packet.Packet{Type: packet.PUBCOMP, MsgID: p.MsgID})
-		case packet.CONNECT:
-			reply(from, &packet.Packet{Type: packet.CONNACK})
-		case packet.SUBSCRIBE:
-			if !slices.ContainsFunc(subs, func(a *net.UDPAddr) bool { return sameAddr(a, from) }) {
-				subs = append(subs, from)
-			}
-			reply(from, &packet.Packet{Type: packet.SUBACK, Flags: p.Flags & packet.Flags(0).WithQoS(packet.QoSMinus1),
-				TopicID: 1, MsgID: p.MsgID})
-		case packet.REGISTER:
-			reply(from, &packet.Packet{Type: packet.REGACK, TopicID: 1, MsgID: p.MsgID})
-		case packet.PINGREQ:
-			reply(from, &packet.Packet{Type: packet.PINGRESP})
-		case packet.DISCONNECT:
-			subs = slices.DeleteFunc(subs, func(a *net.UDPAddr) bool { return sameAddr(a, from) })
-			reply(from, &packet.Packet{Type: packet.DISCONNECT})
+		out = eng.Receive(time.Time{}, broker.Datagram{Addr: from, B: buf[:n]}, out[:0])
+		for _, d := range out {
+			_, _ = r.c.WriteToUDPAddrPort(d.B, d.Addr)
 		}
 	}
 }
-
-func sameAddr(a, b *net.UDPAddr) bool { return a.Port == b.Port && a.IP.Equal(b.IP) }
 
 func init() {
 	subcommands["relay"] = runRelay

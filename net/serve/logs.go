@@ -36,9 +36,13 @@ func (s *Server) readError(err error) {
 	s.limited(keyRead, slog.LevelWarn, "read failed", slog.String("err", err.Error()))
 }
 
-func (s *Server) writeFailed(err error, to netip.AddrPort) {
+// writeFailed counts a datagram that did not leave, by reason, and logs it
+// (rate-limited): a drop is never silent.
+func (s *Server) writeFailed(err error, to netip.AddrPort, reason TxReason) {
 	s.writeErrors.Add(1)
-	s.limited(keyWrite, slog.LevelWarn, "write failed", slog.String("to", to.String()), slog.String("err", err.Error()))
+	s.txDrops[reason].Add(1)
+	s.limited(keyWrite, slog.LevelWarn, "datagram not sent", slog.String("reason", reason.String()),
+		slog.String("to", to.String()), slog.String("err", err.Error()))
 }
 
 func (s *Server) dropOversized(n int, from netip.AddrPort) {

@@ -22,11 +22,11 @@ type pollState struct {
 }
 
 // pollable reports whether tryRead works on c: a *net.UDPConn on Linux.
-func (c *conn) pollable() bool { return c.udp != nil && c.raw != nil }
+func (c *packetConn) pollable() bool { return c.udp != nil && c.raw != nil }
 
 // initPoll prepares c for tryRead: the raw socket and one read callback, made once so
 // that a poll allocates nothing.
-func (c *conn) initPoll() {
+func (c *packetConn) initPoll() {
 	if c.udp == nil {
 		return
 	}
@@ -50,7 +50,7 @@ func (c *conn) initPoll() {
 // when none is; err is set when the socket failed (or its read deadline passed, which
 // is how Run's cancellation and Wake interrupt reads): the caller then takes the
 // blocking path, which reports or handles it.
-func (c *conn) tryRead(b []byte) (n int, from netip.AddrPort, oversized, ok bool, err error) {
+func (c *packetConn) tryRead(b []byte) (n int, from netip.AddrPort, oversized, ok bool, err error) {
 	c.pollBuf = b
 	err = c.raw.Read(c.pollFn)
 	c.pollBuf = nil
@@ -72,7 +72,7 @@ func (c *conn) tryRead(b []byte) (n int, from netip.AddrPort, oversized, ok bool
 }
 
 // pollFrom decodes the sender's address from the raw sockaddr, unmapped like read's.
-func (c *conn) pollFrom() netip.AddrPort {
+func (c *packetConn) pollFrom() netip.AddrPort {
 	switch c.rsa.Addr.Family {
 	case syscall.AF_INET:
 		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&c.rsa))

@@ -9,10 +9,10 @@ import "net/netip"
 
 type pollState struct{}
 
-func (c *conn) pollable() bool { return false }
+func (c *packetConn) pollable() bool { return false }
 
-func (c *conn) initPoll() {}
+func (c *packetConn) initPoll() {}
 
-func (c *conn) tryRead([]byte) (int, netip.AddrPort, bool, bool, error) {
+func (c *packetConn) tryRead([]byte) (int, netip.AddrPort, bool, bool, error) {
 	return 0, netip.AddrPort{}, false, false, nil
 }

@@ -37,10 +37,15 @@ type Options struct {
 	// ones are counted as Oversized and dropped.
 	MaxDatagram int
 
-	// Clock stamps each received datagram (its Mark) and each sent one. Nil: the
-	// monotonic clock in nanoseconds. With several connections it is read from each
-	// connection's reader goroutine, so it must be safe for concurrent use.
+	// Clock stamps each received batch (the Mark of its datagrams) and each sent
+	// datagram. Nil: the monotonic clock in nanoseconds. It is read on the loop's
+	// goroutine only.
 	Clock Clock
+
+	// Now is the time the engine is given and its deadlines are compared with. Nil:
+	// time.Now. Tests drive the loop on synthetic time with a Now of their own and a
+	// Bind that advances it when asked to wait for a deadline.
+	Now func() time.Time
 
 	// Observe, if set, is called on the engine goroutine after each datagram is sent
 	// that an input caused (Mark != 0), with that input's stamp and the clock after
@@ -69,32 +74,72 @@ type Options struct {
 	// until the next one. A datagram that arrives within the window is picked up
 	// without a thread wake-up — on a virtual machine the wake-up of an idle vCPU is
 	// most of a hop's latency — at the price of a busy core while traffic keeps
-	// coming. Only a single *net.UDPConn on Linux polls, and only with GOMAXPROCS of 2
-	// or more (with one P, the spinning loop would keep the runtime from noticing the
-	// process's other network events until sysmon's 10 ms poll); elsewhere this is
-	// ignored.
+	// coming. Only a single Bind that is a [Poller] polls (net/udp's on Linux, a
+	// *net.UDPConn on Linux, gVisor's endpoint on the image), and only with GOMAXPROCS
+	// of 2 or more where the Bind is a kernel socket (with one P, the spinning loop
+	// would keep the runtime from noticing the process's other network events until
+	// sysmon's 10 ms poll); elsewhere this is ignored.
 	BusyPoll time.Duration
 }
 
 // Stats counts what the driver did. Engine-level counts are in broker.Stats.
 type Stats struct {
 	Received     uint64 // datagrams handed to the engine
-	Sent         uint64 // datagrams written (a broadcast counts once per destination)
-	Broadcasts   uint64 // broadcast datagrams written, per destination
+	Sent         uint64 // datagrams the socket or NIC took (a broadcast counts once per destination)
+	Broadcasts   uint64 // broadcast datagrams sent, per destination
+	Batches      uint64 // receive batches read (Received/Batches is the mean batch)
 	Oversized    uint64 // datagrams longer than MaxDatagram, dropped
 	ReadErrors   uint64 // failed reads (other than timeouts and shutdown), and datagrams without a usable source address
-	WriteErrors  uint64 // failed writes, never fatal
+	WriteErrors  uint64 // datagrams the engine emitted that did not leave, all reasons (TxDrops has them by reason)
 	CommitErrors uint64 // failed Commits; the datagrams of those calls were not sent
 	Ticks        uint64 // calls to Engine.Tick
+
+	// TxDrops counts the datagrams that did not leave, by reason (TxReason).
+	TxDrops [NumTxReasons]uint64
 }
 
-// Server runs the engine over one or more connections. Create it with New.
+// TxReason is why a datagram the engine emitted did not leave.
+type TxReason uint8
+
+const (
+	TxQueueFull TxReason = iota // the transmit queue or NIC ring stayed full past the back-pressure bound
+	TxNICError                  // the network controller refused the frame
+	TxNoRoute                   // no route, link address or socket for the destination
+	TxError                     // any other write error
+	NumTxReasons
+)
+
+var txReasonNames = [NumTxReasons]string{"tx_queue_full", "nic_error", "no_route", "write_error"}
+
+func (r TxReason) String() string {
+	if r < NumTxReasons {
+		return txReasonNames[r]
+	}
+	return "unknown"
+}
+
+// txReasonOf classifies a SendBatch error.
+func txReasonOf(err error) TxReason {
+	switch {
+	case errors.Is(err, ErrTxQueueFull):
+		return TxQueueFull
+	case errors.Is(err, ErrNIC):
+		return TxNICError
+	case errors.Is(err, ErrNoRoute):
+		return TxNoRoute
+	}
+	return TxError
+}
+
+// Server runs the engine over a Bind. Create it with New or NewBind.
 type Server struct {
 	eng            Engine
-	conns          []*conn
+	bind           Bind
+	join           *joined // non-nil when bind joins several
 	bcast          []netip.AddrPort
 	max            int
 	clock          Clock
+	now            func() time.Time
 	observe        func(mark, sent uint64)
 	commit         func(now time.Time) error
 	commitDeadline func() time.Time
@@ -103,24 +148,40 @@ type Server struct {
 	running        atomic.Bool
 	busyPoll       time.Duration
 
-	// wake carries Wake's request to the engine goroutine (capacity 1: requests merge).
+	// wake carries Wake's request to the loop's goroutine (capacity 1: requests merge).
 	wake chan struct{}
 
-	// Engine goroutine state.
+	// The loop goroutine's state.
 	out   []broker.Datagram
-	route map[netip.AddrPort]*conn // multi-connection: which connection a peer was last heard on
+	in    []Packet // the receive batch, buffers of max+1 octets
+	send  []Packet // the send batch being gathered
+	bcPkt []Packet // one broadcast destination at a time
 
-	received, sent, broadcasts, oversized, readErrors, writeErrors, commitErrors, ticks atomic.Uint64
+	received, sent, broadcasts, batches, oversized, readErrors, writeErrors, commitErrors, ticks atomic.Uint64
+	txDrops                                                                                      [NumTxReasons]atomic.Uint64
 }
 
-// New returns a server driving eng over conns (at least one). The caller keeps
-// ownership of the connections: Run does not close them.
+// New returns a server driving eng over conns (at least one), each adapted with
+// [PacketConnBind]. The caller keeps ownership of the connections: Run does not close
+// them.
 func New(eng Engine, opts Options, conns ...net.PacketConn) *Server {
+	binds := make([]Bind, len(conns))
+	for i, pc := range conns {
+		binds[i] = PacketConnBind(pc)
+	}
+	return NewBind(eng, opts, binds...)
+}
+
+// NewBind returns a server driving eng over binds (at least one): one Bind is read
+// directly, several are joined (a reader each, replies on the Bind the peer was heard
+// on). The caller keeps ownership of the Binds.
+func NewBind(eng Engine, opts Options, binds ...Bind) *Server {
 	s := &Server{
 		eng:            eng,
 		bcast:          opts.Broadcast,
 		max:            opts.MaxDatagram,
 		clock:          opts.Clock,
+		now:            opts.Now,
 		observe:        opts.Observe,
 		commit:         opts.Commit,
 		commitDeadline: opts.CommitDeadline,
@@ -129,6 +190,7 @@ func New(eng Engine, opts Options, conns ...net.PacketConn) *Server {
 		out:            make([]broker.Datagram, 0, 64),
 		wake:           make(chan struct{}, 1),
 		busyPoll:       opts.BusyPoll,
+		bcPkt:          make([]Packet, 1),
 	}
 	if s.max <= 0 {
 		s.max = DefaultMaxDatagram
@@ -136,41 +198,56 @@ func New(eng Engine, opts Options, conns ...net.PacketConn) *Server {
 	if s.clock == nil {
 		s.clock = newMonoClock()
 	}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	for _, pc := range conns {
-		s.conns = append(s.conns, newConn(pc))
+	switch len(binds) {
+	case 0:
+	case 1:
+		s.bind = binds[0]
+	default:
+		s.join = join(binds, s.max+1)
+		s.bind = s.join
 	}
-	if s.busyPoll > 0 && len(s.conns) == 1 && runtime.GOMAXPROCS(0) >= 2 {
-		s.conns[0].initPoll()
-	}
-	if len(s.conns) > 1 {
-		s.route = make(map[netip.AddrPort]*conn)
+	if s.bind != nil {
+		n := max(s.bind.BatchSize(), 1)
+		s.in = make([]Packet, n)
+		for i := range s.in {
+			s.in[i].Buf = make([]byte, s.max+1)
+		}
+		s.send = make([]Packet, 0, max(n, 64))
 	}
 	return s
 }
 
 // Stats returns the driver's counters. It is safe to call from any goroutine.
 func (s *Server) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Received:     s.received.Load(),
 		Sent:         s.sent.Load(),
 		Broadcasts:   s.broadcasts.Load(),
+		Batches:      s.batches.Load(),
 		Oversized:    s.oversized.Load(),
 		ReadErrors:   s.readErrors.Load(),
 		WriteErrors:  s.writeErrors.Load(),
 		CommitErrors: s.commitErrors.Load(),
 		Ticks:        s.ticks.Load(),
 	}
+	for i := range st.TxDrops {
+		st.TxDrops[i] = s.txDrops[i].Load()
+	}
+	return st
 }
 
 // aLongTimeAgo is a read deadline in the past: it interrupts a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// Wake makes the engine goroutine call Engine.Tick soon, even with no traffic and no
+// Wake makes the loop's goroutine call Engine.Tick soon, even with no traffic and no
 // timer due: how another goroutine (a bridge with messages from upstream) gets work
-// onto the engine, which only its own goroutine may touch. Safe from any goroutine;
+// onto the engine, which only the loop's goroutine may touch. Safe from any goroutine;
 // requests made before the Tick runs merge into one.
 func (s *Server) Wake() {
 	select {
@@ -178,50 +255,54 @@ func (s *Server) Wake() {
 	default:
 		return // a wake-up is pending already
 	}
-	if len(s.conns) == 1 {
-		// The single-connection loop blocks in read: interrupt it. runOne re-arms its
-		// deadline after every timeout, so this never sticks.
-		s.conns[0].pc.SetReadDeadline(aLongTimeAgo)
+	if s.bind != nil {
+		// The loop blocks in ReceiveBatch: interrupt it. The loop re-arms its deadline
+		// after every timeout, so this never sticks.
+		s.bind.SetReadDeadline(aLongTimeAgo)
 	}
 }
 
 // ErrNoConn is returned by Run when the Server has no connection.
 var ErrNoConn = errors.New("serve: no connection to serve")
 
-// Run drives the engine until ctx is cancelled (then it returns nil) or a connection
-// fails for good (it is closed: the error is returned). Run may be called once.
+// Run drives the engine until ctx is cancelled (then it returns nil) or the Bind fails
+// for good (it was closed: the error is returned). Run may be called once.
 func (s *Server) Run(ctx context.Context) error {
-	if len(s.conns) == 0 {
+	if s.bind == nil {
 		return ErrNoConn
 	}
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("serve: Run called twice")
 	}
 	defer s.flushLog()
-	if len(s.conns) == 1 {
-		return s.runOne(ctx, s.conns[0])
+	if s.join != nil {
+		s.join.start()
+		defer s.join.stop()
 	}
-	return s.runMany(ctx)
+	return s.loop(ctx)
 }
 
-// runOne is the loop over a single connection: the engine goroutine reads itself, with
-// the engine's Deadline as the read deadline, so a datagram costs no goroutine switch.
-func (s *Server) runOne(ctx context.Context, c *conn) error {
-	stop := context.AfterFunc(ctx, func() { c.pc.SetReadDeadline(aLongTimeAgo) })
+// loop is the one driver loop, for every build: it receives a batch (blocking with the
+// engine's Deadline as the read deadline, or polling), hands each datagram to the
+// engine, sends what each call returns before the next (the engine's output aliases
+// its buffers until then), and runs the timers when they are due.
+func (s *Server) loop(ctx context.Context) error {
+	b := s.bind
+	stop := context.AfterFunc(ctx, func() { b.SetReadDeadline(aLongTimeAgo) })
 	defer stop()
-	buf := make([]byte, s.max+1)
 	var cur time.Time
 	first := true
 	var backoff time.Duration
-	poll := s.busyPoll > 0 && c.pollable()
+	poller, poll := b.(Poller)
+	poll = poll && s.busyPoll > 0 && (s.join == nil) && runtime.GOMAXPROCS(0) >= 2
 	var lastDatagram time.Time
 	for {
-		if poll && time.Since(lastDatagram) < s.busyPoll && s.spin(ctx, c, buf, lastDatagram.Add(s.busyPoll)) {
-			lastDatagram = time.Now()
+		if poll && s.now().Sub(lastDatagram) < s.busyPoll && s.spin(ctx, poller, lastDatagram.Add(s.busyPoll)) {
+			lastDatagram = s.now()
 			continue
 		}
 		if dl := s.deadline(); first || !dl.Equal(cur) {
-			if err := c.pc.SetReadDeadline(dl); err != nil {
+			if err := b.SetReadDeadline(dl); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -230,18 +311,22 @@ func (s *Server) runOne(ctx context.Context, c *conn) error {
 			cur, first = dl, false
 		}
 		// Checked after setting the deadline: a cancellation or Wake from now on sets
-		// its past deadline after ours and so interrupts the read below.
+		// its past deadline after ours and so interrupts the receive below.
 		if ctx.Err() != nil {
 			return nil
 		}
 		select {
 		case <-s.wake:
-			s.tick(time.Now())
+			s.tick(s.now())
 			first = true // Wake may have set a past deadline: re-arm ours
 			continue
 		default:
 		}
-		n, from, oversized, err := c.read(buf)
+		n, err := b.ReceiveBatch(s.in)
+		if n > 0 {
+			s.handleBatch(s.in[:n])
+			lastDatagram = s.now()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -251,7 +336,7 @@ func (s *Server) runOne(ctx context.Context, c *conn) error {
 				case <-s.wake:
 				default:
 				}
-				s.tick(time.Now())
+				s.tick(s.now())
 				first = true // the timeout may have been Wake's past deadline
 				continue
 			}
@@ -266,39 +351,42 @@ func (s *Server) runOne(ctx context.Context, c *conn) error {
 			continue
 		}
 		backoff = 0
-		s.handle(buf, n, from, oversized, s.clock.Now())
-		lastDatagram = time.Now()
 	}
 }
 
-// handle passes one datagram read into buf to the engine, or counts why not.
-func (s *Server) handle(buf []byte, n int, from netip.AddrPort, oversized bool, mark uint64) {
-	if oversized {
-		s.dropOversized(n, from)
-		return
+// handleBatch passes each datagram of a received batch to the engine, or counts why
+// not. The batch shares one stamp: its datagrams were read together.
+func (s *Server) handleBatch(pkts []Packet) {
+	s.batches.Add(1)
+	mark := s.clock.Now()
+	for i := range pkts {
+		p := &pkts[i]
+		switch {
+		case p.Trunc || p.N > s.max:
+			s.dropOversized(p.N, p.Addr)
+		case !p.Addr.IsValid():
+			s.unaddressable()
+		default:
+			s.receive(s.now(), p.Addr, p.Buf[:p.N], mark)
+		}
 	}
-	if !from.IsValid() {
-		s.unaddressable()
-		return
-	}
-	s.receive(time.Now(), from, buf[:n], mark)
 }
 
-// spin polls c without blocking until a datagram arrives (it is handled), a timer or
-// Wake needs a Tick (it runs), or until passes; it reports whether it did anything.
-// Errors, cancellation and a past read deadline end the spin for the blocking path,
-// which reports or handles them.
-func (s *Server) spin(ctx context.Context, c *conn, buf []byte, until time.Time) bool {
+// spin polls without blocking until a batch arrives (it is handled), a timer or Wake
+// needs a Tick (it runs), or until passes; it reports whether it did anything. Errors,
+// cancellation and a past read deadline end the spin for the blocking path, which
+// reports or handles them.
+func (s *Server) spin(ctx context.Context, p Poller, until time.Time) bool {
 	for {
-		n, from, oversized, ok, err := c.tryRead(buf)
+		n, err := p.TryReceiveBatch(s.in)
+		if n > 0 {
+			s.handleBatch(s.in[:n])
+			return true
+		}
 		if err != nil {
 			return false
 		}
-		if ok {
-			s.handle(buf, n, from, oversized, s.clock.Now())
-			return true
-		}
-		now := time.Now()
+		now := s.now()
 		if dl := s.deadline(); !dl.IsZero() && !now.Before(dl) {
 			s.tick(now)
 			return true
@@ -347,6 +435,9 @@ func (s *Server) deadline() time.Time {
 
 // commitAndSend runs Commit, then sends out if it succeeded.
 func (s *Server) commitAndSend(now time.Time, out []broker.Datagram) {
+	if len(out) == 0 && s.commit == nil {
+		return
+	}
 	if s.commit != nil {
 		if err := s.commit(now); err != nil {
 			s.commitErrors.Add(1)
@@ -355,60 +446,87 @@ func (s *Server) commitAndSend(now time.Time, out []broker.Datagram) {
 			return
 		}
 	}
-	s.send(out)
+	s.sendAll(out)
 }
 
-// send writes every datagram of out; broadcast ones to each broadcast address, on
-// each connection that reaches it.
-func (s *Server) send(out []broker.Datagram) {
+// sendAll sends every datagram of out, in order, in batches: unicast ones gathered
+// into one SendBatch, a broadcast one to each broadcast address its Bind reaches.
+func (s *Server) sendAll(out []broker.Datagram) {
+	batch := s.send[:0]
 	for i := range out {
 		d := &out[i]
 		if d.IsBroadcast() {
-			for _, to := range s.bcast {
-				for _, c := range s.conns {
-					if c.reaches(to.Addr()) && s.write(c, d, to) {
-						s.broadcasts.Add(1)
-					}
-				}
+			s.flush(batch, out[i-len(batch):i])
+			batch = batch[:0]
+			s.broadcast(d)
+			continue
+		}
+		batch = append(batch, Packet{Buf: d.B, Addr: d.Addr})
+		if len(batch) == cap(batch) {
+			s.flush(batch, out[i+1-len(batch):i+1])
+			batch = batch[:0]
+		}
+	}
+	s.flush(batch, out[len(out)-len(batch):])
+	s.send = batch[:0]
+}
+
+// flush sends batch, whose datagrams are ds (for their marks); a datagram that fails is
+// counted by reason and the rest still go.
+func (s *Server) flush(batch []Packet, ds []broker.Datagram) {
+	for len(batch) > 0 {
+		n, err := s.bind.SendBatch(batch)
+		s.sentOK(ds[:n])
+		if n >= len(batch) {
+			return
+		}
+		if err == nil {
+			err = errors.New("short send with no error")
+		}
+		s.writeFailed(err, batch[n].Addr, txReasonOf(err))
+		batch, ds = batch[n+1:], ds[n+1:]
+	}
+}
+
+// sentOK counts datagrams that left and observes their residence time.
+func (s *Server) sentOK(ds []broker.Datagram) {
+	if len(ds) == 0 {
+		return
+	}
+	s.sent.Add(uint64(len(ds)))
+	if s.observe == nil {
+		return
+	}
+	for i := range ds {
+		if ds[i].Mark != 0 {
+			s.observe(ds[i].Mark, s.clock.Now())
+		}
+	}
+}
+
+// broadcast sends d to each broadcast address on every socket that reaches it.
+func (s *Server) broadcast(d *broker.Datagram) {
+	binds := []Bind{s.bind}
+	if s.join != nil {
+		binds = s.join.subs
+	}
+	for _, to := range s.bcast {
+		for _, b := range binds {
+			if !b.Reaches(to.Addr()) {
+				continue
 			}
-			continue
-		}
-		c := s.connFor(d.Addr)
-		if c == nil {
-			s.writeFailed(errors.New("no connection reaches this address family"), d.Addr)
-			continue
-		}
-		s.write(c, d, d.Addr)
-	}
-}
-
-func (s *Server) write(c *conn, d *broker.Datagram, to netip.AddrPort) bool {
-	if err := c.write(d.B, to); err != nil {
-		s.writeFailed(err, to)
-		return false
-	}
-	s.sent.Add(1)
-	if s.observe != nil && d.Mark != 0 {
-		s.observe(d.Mark, s.clock.Now())
-	}
-	return true
-}
-
-// connFor picks the connection to send to a peer: the one it was last heard on, else
-// the first that reaches its address family.
-func (s *Server) connFor(to netip.AddrPort) *conn {
-	if len(s.conns) == 1 {
-		return s.conns[0]
-	}
-	if c := s.route[to]; c != nil {
-		return c
-	}
-	for _, c := range s.conns {
-		if c.reaches(to.Addr()) {
-			return c
+			s.bcPkt[0] = Packet{Buf: d.B, Addr: to}
+			if n, err := b.SendBatch(s.bcPkt); n != 1 {
+				s.writeFailed(err, to, txReasonOf(err))
+				continue
+			}
+			s.broadcasts.Add(1)
+			s.sent.Add(1)
+			if s.observe != nil && d.Mark != 0 {
+				s.observe(d.Mark, s.clock.Now())
+			}
 		}
 	}
-	return nil
 }
 
 func isTimeout(err error) bool {
