@@ -56,6 +56,7 @@ type benchOpts struct {
 	pid     int
 
 	floorProcess bool   // run the floor relay as a child process instead of in this one
+	floorAddr    string // an external floor (an image in relay mode) instead of a relay of ours
 	trace        string // write a Go execution trace of the bench process here
 }
 
@@ -87,6 +88,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.pid, "pid", 0, "with --idle: the broker's process `ID` (default: found by its UDP port)")
 	fs.StringVar(&o.trace, "trace", "", "write a Go execution trace of the bench itself to `FILE` (go tool trace): where the bench's own time goes")
 	fs.BoolVar(&o.floorProcess, "floor-process", false, "run the floor relay in a process of its own (as a broker is) instead of in the bench's")
+	fs.StringVar(&o.floorAddr, "floor", "", "use the relay at `HOST:PORT` as the floor (an image booted in relay mode: same stack, NIC and loop, no broker) instead of starting one")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG latency CDF of the target and the floor to `FILE`")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: musqratt bench [flags]
@@ -175,9 +177,19 @@ Flags:
 		addr() *net.UDPAddr
 		close()
 	}
-	if o.floorProcess {
+	floorKind := "a relay in this process"
+	switch {
+	case o.floorAddr != "":
+		var at *net.UDPAddr
+		if at, err = net.ResolveUDPAddr("udp", o.floorAddr); err != nil {
+			fmt.Fprintf(stderr, "musqratt bench: --floor %q: %v\n", o.floorAddr, err)
+			return 2
+		}
+		relay, floorKind = externalFloor{at}, "the relay at "+at.String()
+	case o.floorProcess:
 		relay, err = startRelayProcess()
-	} else {
+		floorKind = "a relay in its own process"
+	default:
 		relay, err = startRelay()
 	}
 	if err != nil {
@@ -186,10 +198,6 @@ Flags:
 	}
 	defer relay.close()
 
-	floorKind := "a relay in this process"
-	if o.floorProcess {
-		floorKind = "a relay in its own process"
-	}
 	fmt.Fprintf(stdout, "musqratt bench: target %s, QoS %d, %d messages at %g/s, %d-octet payload, %d subscriber(s), %d round(s); floor: %s\n\n",
 		target, o.qos, o.n, o.rate, o.size, o.fanout, o.rounds, floorKind)
 	fmt.Fprintln(stdout, "| path | round | sent | received | lost | dup | reordered | late | unacked | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | sent/s | received/s |")
@@ -257,7 +265,7 @@ Flags:
 	}
 
 	out := benchJSON{
-		Target: target.String(), QoS: o.qos, N: o.n, Rate: o.rate, Size: o.size, Rounds: o.rounds, FloorProc: o.floorProcess,
+		Target: target.String(), QoS: o.qos, N: o.n, Rate: o.rate, Size: o.size, Rounds: o.rounds, FloorProc: o.floorProcess, FloorAddr: o.floorAddr,
 		Sent: tc[0], Received: tc[1], Lost: tc[2], Duplicated: tc[3], Reordered: tc[4], Late: tc[5], Unacked: tc[6],
 		Latency: quantileMap(tq), SendRate: math.Round(tr[0]), RecvRate: math.Round(tr[1]), Floor: benchFloorJSON{
 			Sent: fc[0], Received: fc[1], Lost: fc[2], Duplicated: fc[3], Reordered: fc[4], Late: fc[5], Unacked: fc[6],
@@ -299,6 +307,7 @@ type benchJSON struct {
 	Size       int                `json:"size"`
 	Rounds     int                `json:"rounds"`
 	FloorProc  bool               `json:"floor_process"`
+	FloorAddr  string             `json:"floor_addr,omitempty"`
 	Sent       int                `json:"sent"`
 	Received   int                `json:"received"`
 	Lost       int                `json:"lost"`
@@ -493,6 +502,12 @@ func (s *snConn) connect(clientID string) error {
 func (s *snConn) disconnect() {
 	_ = s.send(&packet.Packet{Type: packet.DISCONNECT})
 }
+
+// externalFloor is a floor relay someone else runs (--floor).
+type externalFloor struct{ at *net.UDPAddr }
+
+func (f externalFloor) addr() *net.UDPAddr { return f.at }
+func (externalFloor) close()               {}
 
 // benchRun measures one run over the server at addr (the broker or the floor relay).
 func benchRun(ctx context.Context, addr *net.UDPAddr, o benchOpts, tag string) (roundResult, error) {

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	floor "github.com/musqratt/musqratt/broker/relay"
+	"github.com/musqratt/musqratt/net/serve"
 )
 
 // Fan-out: every message reaches each of the K subscribers, through the broker and
@@ -109,5 +114,32 @@ func TestBenchFloorProcess(t *testing.T) {
 	}
 	if code, out, _ := runCmd("relay", "-h"); code != 0 {
 		t.Errorf("relay -h: exit %d %s", code, out)
+	}
+}
+
+// --floor ADDR: the floor is a relay someone else runs (an image in relay mode); here
+// the serve loop driving broker/relay's engine, as the image runs it.
+func TestBenchExternalFloor(t *testing.T) {
+	port := startBroker(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	srv := serve.New(&floor.Relay{}, serve.Options{}, pc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	code, out, errOut := runCmd("bench", "-p", strconv.Itoa(port), "-n", "200", "-r", "2000", "-q", "1", "--rounds", "1", "--floor", pc.LocalAddr().String())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	b := benchLine(t, out)
+	if b.FloorAddr != pc.LocalAddr().String() || b.Floor.Received != 200 || b.Received != 200 || !strings.Contains(out, "floor: the relay at "+pc.LocalAddr().String()) {
+		t.Errorf("--floor: %+v\n%s", b, out)
+	}
+	if st := srv.Stats(); st.Received < 200 {
+		t.Errorf("the external floor handled %d datagrams", st.Received)
 	}
 }
