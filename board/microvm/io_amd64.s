@@ -22,3 +22,17 @@ TEXT ·outl(SB),NOSPLIT,$0-8
 	MOVL	val+4(FP), AX
 	OUTL
 	RET
+
+// func mmioRead32(addr uintptr) uint32
+TEXT ·mmioRead32(SB),NOSPLIT,$0-12
+	MOVQ	addr+0(FP), AX
+	MOVL	(AX), BX
+	MOVL	BX, ret+8(FP)
+	RET
+
+// func mmioWrite32(addr uintptr, val uint32)
+TEXT ·mmioWrite32(SB),NOSPLIT,$0-12
+	MOVQ	addr+0(FP), AX
+	MOVL	val+8(FP), BX
+	MOVL	BX, (AX)
+	RET
