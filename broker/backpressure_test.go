@@ -73,7 +73,7 @@ type flowClient struct {
 	qos        packet.QoS
 	window     int
 	total      int
-	next       int                    // next payload number to publish
+	next       int                     // next payload number to publish
 	pending    map[uint16]*flowPublish // by msg id
 	msgID      uint16
 	topicID    uint16
