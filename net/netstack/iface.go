@@ -7,13 +7,12 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/musqratt/musqratt/board"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -24,8 +23,9 @@ const (
 	minFrame = 60
 	// maxFrame is the longest untagged Ethernet frame without its check sequence.
 	maxFrame = header.EthernetMinimumSize + MTU
-	// queueLen is how many outbound packets the channel endpoint holds.
-	queueLen = 256
+	// rxBufSize is the receive buffer offered to the NIC: a whole pooled chunk of
+	// gVisor's (2 KiB), room for a tagged frame too.
+	rxBufSize = 2048
 )
 
 // Interface describes a NIC to attach to a [Stack] and the addresses it
@@ -40,18 +40,20 @@ type Interface struct {
 	// [board.Notifier] when no frame is waiting. Nil means
 	// runtime.Gosched: lowest latency, and a busy core.
 	Idle func()
+
+	// TxWait bounds how long an outbound frame waits while the NIC's Transmit
+	// answers [board.ErrTxFull]; zero means [DefaultTxWait].
+	TxWait time.Duration
 }
 
-// iface is one attached NIC and the goroutines that move its frames.
+// iface is one attached NIC, its link endpoint and the goroutine that receives
+// its frames (frames are transmitted by whichever goroutine writes a packet).
 type iface struct {
 	id     tcpip.NICID
 	nic    board.NIC
-	ch     *channel.Endpoint
+	ep     *linkEndpoint
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	errMu  sync.Mutex
-	txErr  error
-	txErrs uint64
 }
 
 // AddInterface attaches ifc.NIC to the stack, assigns its addresses, adds a
@@ -66,14 +68,14 @@ func (s *Stack) AddInterface(ctx context.Context, ifc Interface) error {
 	if len(mac) != 6 {
 		return fmt.Errorf("netstack: NIC MAC %v: %d octets, want 6", mac, len(mac))
 	}
-	ch := channel.New(queueLen, maxFrame, tcpip.LinkAddress(mac))
+	ep := newLinkEndpoint(ifc.NIC, ifc.TxWait)
 
 	s.mu.Lock()
 	id := s.nextID
 	s.nextID++
 	s.mu.Unlock()
 
-	if err := s.s.CreateNIC(id, ethernet.New(ch)); err != nil {
+	if err := s.s.CreateNICWithOptions(id, ep, stack.NICOptions{QDisc: ep}); err != nil {
 		return fmt.Errorf("netstack: create NIC %d (%v): %s", id, mac, err)
 	}
 	var routes []tcpip.Route
@@ -100,7 +102,7 @@ func (s *Stack) AddInterface(ctx context.Context, ifc Interface) error {
 	routes = append(routes, tcpip.Route{Destination: header.IPv6LinkLocalPrefix.Subnet(), NIC: id})
 
 	ctx, cancel := context.WithCancel(ctx)
-	f := &iface{id: id, nic: ifc.NIC, ch: ch, cancel: cancel}
+	f := &iface{id: id, nic: ifc.NIC, ep: ep, cancel: cancel}
 
 	s.mu.Lock()
 	s.routes = append(s.routes, routes...)
@@ -108,8 +110,7 @@ func (s *Stack) AddInterface(ctx context.Context, ifc Interface) error {
 	s.ifaces = append(s.ifaces, f)
 	s.mu.Unlock()
 
-	f.wg.Add(2)
-	go f.transmitLoop(ctx)
+	f.wg.Add(1)
 	go f.receiveLoop(ctx, ifc.Idle)
 
 	for _, p := range ifc.Addrs {
@@ -137,40 +138,26 @@ func sortRoutes(rs []tcpip.Route) []tcpip.Route {
 
 func (f *iface) stop() {
 	f.cancel()
-	f.ch.Close()
+	f.ep.Close()
 	f.wg.Wait()
 }
 
-// transmitLoop takes packets the stack queued on the channel endpoint (their
-// Ethernet header already pushed by the ethernet endpoint), flattens each
-// into one frame, pads it to the Ethernet minimum and hands it to the NIC.
-func (f *iface) transmitLoop(ctx context.Context) {
-	defer f.wg.Done()
-	frame := make([]byte, 0, maxFrame)
-	for {
-		pkt := f.ch.ReadContext(ctx)
-		if pkt == nil {
-			return
-		}
-		frame = frame[:0]
-		for _, v := range pkt.AsSlices() {
-			frame = append(frame, v...)
-		}
-		pkt.DecRef()
-		for len(frame) < minFrame {
-			frame = append(frame, 0)
-		}
-		if err := f.nic.Transmit(frame); err != nil {
-			f.errMu.Lock()
-			f.txErr = err
-			f.txErrs++
-			f.errMu.Unlock()
-		}
+// InterfaceStats returns the counters of each interface, in the order they were
+// added.
+func (s *Stack) InterfaceStats() []InterfaceStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]InterfaceStats, len(s.ifaces))
+	for i, f := range s.ifaces {
+		out[i] = f.ep.stats()
 	}
+	return out
 }
 
-// receiveLoop takes frames from the NIC and injects them whole; the
-// ethernet endpoint parses the header.
+// receiveLoop takes frames from the NIC and injects them whole; the link endpoint
+// parses the Ethernet header. The NIC copies each frame straight into a view of
+// gVisor's pooled memory, which becomes the packet's payload, so a received frame
+// is copied once and allocates nothing here.
 func (f *iface) receiveLoop(ctx context.Context, idle func()) {
 	defer f.wg.Done()
 	var notify <-chan struct{}
@@ -180,17 +167,27 @@ func (f *iface) receiveLoop(ctx context.Context, idle func()) {
 	if idle == nil {
 		idle = runtime.Gosched
 	}
-	buf := make([]byte, maxFrame+64)
+	var v *buffer.View
+	defer func() {
+		if v != nil {
+			v.Release()
+		}
+	}()
 	for {
-		n, ok := f.nic.Receive(buf)
+		if v == nil {
+			v = buffer.NewViewSize(rxBufSize)
+		}
+		n, ok := f.nic.Receive(v.AsSlice())
 		if ok {
-			if n >= header.EthernetMinimumSize {
-				pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
-					Payload: buffer.MakeWithData(buf[:n]),
-				})
-				f.ch.InjectInbound(0, pkt)
-				pkt.DecRef()
+			if n < header.EthernetMinimumSize || n > rxBufSize {
+				f.ep.rxDropped.Add(1)
+				continue // v is reused
 			}
+			v.CapLength(n)
+			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+			v = nil // owned by pkt now
+			f.ep.deliver(pkt)
+			pkt.DecRef()
 			continue
 		}
 		if notify != nil {

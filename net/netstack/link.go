@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/musqratt/musqratt/board"
@@ -38,13 +39,18 @@ type LinkStats struct {
 // goes to the port with its destination MAC, or to every other port when
 // broadcast, multicast or unknown. Each port is a [board.NIC] and a
 // [board.Notifier], so stacks on a Link run the same glue a board does.
+//
+// Without delay, jitter or reordering a frame is copied straight into each
+// receiving port's ring of reused frame buffers, so the link allocates nothing per
+// frame in steady state; a delayed copy is cloned and scheduled with a timer.
 type Link struct {
 	seed uint64
 
-	mu    sync.Mutex
+	mu    sync.Mutex // guards imp, ports, the ports' generators; taken before a Port's mu
 	imp   Impairment
 	ports []*Port
-	stats LinkStats
+
+	sent, delivered, dropped, duplicated, reordered, overflow atomic.Uint64
 }
 
 // NewLink returns an empty segment whose ports draw impairment decisions
@@ -63,9 +69,14 @@ func (l *Link) SetImpairment(imp Impairment) {
 
 // Stats returns the link's counters.
 func (l *Link) Stats() LinkStats {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.stats
+	return LinkStats{
+		Sent:       l.sent.Load(),
+		Delivered:  l.delivered.Load(),
+		Dropped:    l.dropped.Load(),
+		Duplicated: l.duplicated.Load(),
+		Reordered:  l.reordered.Load(),
+		Overflow:   l.overflow.Load(),
+	}
 }
 
 // portQueueLen bounds each port's receive queue, like a NIC's ring.
@@ -92,8 +103,9 @@ type Port struct {
 	rng    *rand.Rand // guarded by link.mu
 	notify chan struct{}
 
-	mu    sync.Mutex
-	queue [][]byte
+	mu         sync.Mutex
+	ring       [portQueueLen][]byte // frame buffers, reused; a slot keeps its capacity
+	head, size int                  // the oldest waiting frame and how many wait
 }
 
 var (
@@ -111,101 +123,97 @@ func (p *Port) Notify() <-chan struct{} { return p.notify }
 func (p *Port) Receive(buf []byte) (int, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.queue) == 0 {
+	if p.size == 0 {
 		return 0, false
 	}
-	f := p.queue[0]
-	p.queue[0] = nil
-	p.queue = p.queue[1:]
-	return copy(buf, f), true
+	n := copy(buf, p.ring[p.head])
+	p.head = (p.head + 1) % portQueueLen
+	p.size--
+	return n, true
 }
 
-// Transmit implements [board.NIC]: the frame is copied, impaired and
-// switched.
+// Transmit implements [board.NIC]: the frame is impaired, switched and copied
+// into each receiving port's queue (so the caller may reuse it at once).
 func (p *Port) Transmit(frame []byte) error {
 	if len(frame) < 14 {
 		return fmt.Errorf("netstack: link: %d-octet frame, shorter than an Ethernet header", len(frame))
 	}
-	f := bytes.Clone(frame)
-	dst := net.HardwareAddr(f[0:6])
+	dst := frame[0:6]
+	group := dst[0]&1 != 0
 
 	l := p.link
+	l.sent.Add(1)
 	l.mu.Lock()
-	l.stats.Sent++
-	imp := l.imp
-	var targets []*Port
-	for _, q := range l.ports {
-		if q != p && (dst[0]&1 != 0 || bytes.Equal(q.mac, dst)) {
-			targets = append(targets, q)
-		}
-	}
-	if len(targets) == 0 && dst[0]&1 == 0 { // unknown unicast: flood
+	defer l.mu.Unlock()
+	known := group
+	if !group {
 		for _, q := range l.ports {
-			if q != p {
-				targets = append(targets, q)
+			if q != p && bytes.Equal(q.mac, dst) {
+				known = true
+				break
 			}
 		}
 	}
-	type plan struct {
-		to    *Port
-		delay time.Duration
-	}
-	var plans []plan
-	for _, q := range targets {
-		if imp.Loss > 0 && p.rng.Float64() < imp.Loss {
-			l.stats.Dropped++
+	for _, q := range l.ports {
+		// A known unicast goes to its port; group and unknown unicast flood.
+		if q == p || (!group && known && !bytes.Equal(q.mac, dst)) {
 			continue
 		}
-		copies := 1
-		if imp.Duplicate > 0 && p.rng.Float64() < imp.Duplicate {
-			copies = 2
-			l.stats.Duplicated++
-		}
-		for range copies {
-			d := imp.Delay
-			if imp.Jitter > 0 {
-				d += time.Duration(p.rng.Int64N(int64(imp.Jitter)))
-			}
-			if imp.Reorder > 0 && p.rng.Float64() < imp.Reorder {
-				by := imp.ReorderBy
-				if by == 0 {
-					by = 5 * time.Millisecond
-				}
-				d += by
-				l.stats.Reordered++
-			}
-			plans = append(plans, plan{q, d})
-		}
-	}
-	l.mu.Unlock()
-
-	for _, pl := range plans {
-		if pl.delay == 0 {
-			pl.to.deliver(f)
-			continue
-		}
-		to := pl.to
-		time.AfterFunc(pl.delay, func() { to.deliver(f) })
+		p.switchTo(q, frame, l.imp)
 	}
 	return nil
 }
 
+// switchTo applies imp to one copy of frame bound for q. Called with link.mu held.
+func (p *Port) switchTo(q *Port, frame []byte, imp Impairment) {
+	l := p.link
+	if imp.Loss > 0 && p.rng.Float64() < imp.Loss {
+		l.dropped.Add(1)
+		return
+	}
+	copies := 1
+	if imp.Duplicate > 0 && p.rng.Float64() < imp.Duplicate {
+		copies = 2
+		l.duplicated.Add(1)
+	}
+	for range copies {
+		d := imp.Delay
+		if imp.Jitter > 0 {
+			d += time.Duration(p.rng.Int64N(int64(imp.Jitter)))
+		}
+		if imp.Reorder > 0 && p.rng.Float64() < imp.Reorder {
+			by := imp.ReorderBy
+			if by == 0 {
+				by = 5 * time.Millisecond
+			}
+			d += by
+			l.reordered.Add(1)
+		}
+		if d == 0 {
+			q.deliver(frame)
+			continue
+		}
+		f := bytes.Clone(frame)
+		time.AfterFunc(d, func() { q.deliver(f) })
+	}
+}
+
+// deliver copies f into the next free slot of p's ring, or counts an overflow.
 func (p *Port) deliver(f []byte) {
 	p.mu.Lock()
-	full := len(p.queue) >= portQueueLen
+	full := p.size >= portQueueLen
 	if !full {
-		p.queue = append(p.queue, f)
+		i := (p.head + p.size) % portQueueLen
+		p.ring[i] = append(p.ring[i][:0], f...)
+		p.size++
 	}
 	p.mu.Unlock()
 
-	p.link.mu.Lock()
 	if full {
-		p.link.stats.Overflow++
-	} else {
-		p.link.stats.Delivered++
+		p.link.overflow.Add(1)
+		return
 	}
-	p.link.mu.Unlock()
-
+	p.link.delivered.Add(1)
 	select {
 	case p.notify <- struct{}{}:
 	default:

@@ -17,7 +17,7 @@ type pair struct {
 	a, b *Stack
 }
 
-func newPair(t *testing.T, seed uint64) *pair {
+func newPair(t testing.TB, seed uint64) *pair {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	link := NewLink(seed, Impairment{})
@@ -55,7 +55,7 @@ func echo(c net.PacketConn) {
 	}
 }
 
-func listen(t *testing.T, s *Stack, port uint16) net.PacketConn {
+func listen(t testing.TB, s *Stack, port uint16) net.PacketConn {
 	t.Helper()
 	c, err := s.ListenUDP(port)
 	if err != nil {
