@@ -42,7 +42,7 @@ run:
 build:
 	$(GO) build -o bin/musqratt ./cmd/musqratt
 
-test: deps vet fmt-check staticcheck hosted-coverage unit fuzz-smoke
+test: deps vet fmt-check staticcheck hosted-coverage images unit fuzz-smoke
 	@echo "make test: all checks passed"
 
 deps:
@@ -89,8 +89,13 @@ hosted-coverage:
 		grep -qxF "$$abs" <<<"$$listed" || echo "not built on this host (build constraints): $$d"; \
 	done; true
 
+# With the TamaGo toolchain and QEMU present, the image tests in ./qemu are required
+# (MUSQRATT_IMAGE_TESTS=require: one that cannot run fails instead of skipping).
 unit:
-	$(GO) test -race -count=1 -timeout 10m ./...
+	@T=$$($(GO) tool -n tamago 2>/dev/null); req=; \
+	if [ -n "$$T" ] && $$T version >/dev/null 2>&1 && command -v qemu-system-arm >/dev/null && command -v qemu-system-x86_64 >/dev/null; then req=require; fi; \
+	echo "MUSQRATT_IMAGE_TESTS=$$req $(GO) test -race -count=1 -timeout 10m ./..."; \
+	MUSQRATT_IMAGE_TESTS=$$req $(GO) test -race -count=1 -timeout 10m ./...
 
 # One short run of every fuzz target, found anew each time (func FuzzX in a _test.go).
 fuzz-smoke:
@@ -191,6 +196,20 @@ bench: build
 BOARD     ?= mx6ullevk
 QEMU_PORT ?= 1883
 IMAGE     := bin/musqratt-$(BOARD).elf
+
+# Every image, whenever the TamaGo toolchain is present (make test runs this); one
+# plain NOT RUN line naming what is missing when it is not.
+IMAGE_BOARDS := mx6ullevk usbarmory microvm
+.PHONY: images
+images:
+	@T=$$($(GO) tool -n tamago 2>/dev/null); \
+	if [ -z "$$T" ] || ! $$T version >/dev/null 2>&1; then \
+		echo "NOT RUN: images and QEMU image tests: the TamaGo toolchain tamago-go1.26.0 is not installed (docs/bare-metal.md builds it offline)"; exit 0; \
+	fi; \
+	for b in $(IMAGE_BOARDS); do $(MAKE) --no-print-directory image BOARD=$$b || exit 1; done; \
+	for q in qemu-system-arm qemu-system-x86_64; do \
+		command -v $$q >/dev/null || echo "NOT RUN: QEMU image tests: $$q is not installed (make deps installs it, as root)"; \
+	done
 
 .PHONY: image qemu
 image:

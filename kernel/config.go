@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/musqratt/musqratt/broker"
+	"github.com/musqratt/musqratt/latency"
 	"github.com/musqratt/musqratt/net/bridge"
 )
 
@@ -84,6 +85,11 @@ type Config struct {
 		Freq() uint64
 	}
 	Observe func(mark, sent uint64)
+
+	// ExtraMetrics, if set, appends the numbers of what lies beneath the driver loop
+	// (the image's link endpoint: frames the NIC took, refused, or could not take) to
+	// every rendering of the metrics.
+	ExtraMetrics func(dst []latency.Metric) []latency.Metric
 }
 
 // Listener is one listen address.

@@ -30,6 +30,9 @@ type Metrics struct {
 	// upstream, if the bridge reports its numbers (net/bridge does), adds them.
 	upstream interface{ Stats() bridge.Stats }
 
+	// extra appends the numbers below the loop (Config.ExtraMetrics), if set.
+	extra func(dst []latency.Metric) []latency.Metric
+
 	// stamps are the stage stamps of the datagram the engine is handling; engine
 	// goroutine only (Receive, the Trace hook and Observe all run there).
 	stamps [latency.NumStages]uint64
@@ -227,6 +230,9 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 		counter("bridge_dropped_total", "Messages the bridge dropped: out, the upstream queue was full; in, the engine's queue stayed full.", u.DroppedQueue, [2]string{"direction", "out"})
 		counter("bridge_dropped_total", "Messages the bridge dropped: out, the upstream queue was full; in, the engine's queue stayed full.", u.DroppedLocal, [2]string{"direction", "in"})
 		counter("bridge_reconnects_total", "Reconnection attempts to the upstream.", u.Reconnects)
+	}
+	if m.extra != nil {
+		dst = m.extra(dst)
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

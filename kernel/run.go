@@ -59,6 +59,7 @@ func RunBinds(ctx context.Context, cfg Config, binds []serve.Bind, logger *slog.
 		clock = latency.Monotonic()
 	}
 	m := newMetrics(clock, cfg.Board)
+	m.extra = cfg.ExtraMetrics
 	if next := bc.Trace; next != nil {
 		bc.Trace = func(s broker.Stage) { m.trace(s); next(s) }
 	} else {
