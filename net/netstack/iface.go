@@ -115,7 +115,7 @@ func (s *Stack) AddInterface(ctx context.Context, ifc Interface) error {
 
 	for _, p := range ifc.Addrs {
 		if p.Addr().Is4() {
-			if err := ifc.NIC.Transmit(GratuitousARP(mac, p.Addr())); err != nil {
+			if err := ep.transmitRaw(GratuitousARP(mac, p.Addr())); err != nil {
 				return fmt.Errorf("netstack: gratuitous ARP for %v: %w", p.Addr(), err)
 			}
 		}

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"sync"
@@ -23,7 +24,7 @@ type InterfaceStats struct {
 	MAC net.HardwareAddr // the NIC's address
 
 	TxFrames    uint64 // frames the NIC took
-	TxBusy      uint64 // Transmit calls answered with board.ErrTxFull (each retried)
+	TxBusy      uint64 // frames that found the NIC's ring full (board.ErrTxFull) and waited
 	TxQueueFull uint64 // frames given up after the NIC stayed full for the TxWait bound
 	TxNICErrors uint64 // frames the NIC refused with any other error (or offered after stop)
 	RxFrames    uint64 // frames taken from the NIC and handed to the stack
@@ -182,6 +183,12 @@ func (e *linkEndpoint) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
 	}
 	e.frame = frame[:0]
 
+	return e.transmit(frame)
+}
+
+// transmit hands frame to the NIC, waiting (bounded, yielding) while its transmit
+// ring is full, and counts the outcome. Called with txMu held.
+func (e *linkEndpoint) transmit(frame []byte) tcpip.Error {
 	var start time.Time
 	for {
 		err := e.nic.Transmit(frame)
@@ -196,9 +203,9 @@ func (e *linkEndpoint) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
 			e.errMu.Unlock()
 			return &tcpip.ErrAborted{}
 		}
-		e.txBusy.Add(1)
 		now := time.Now()
 		if start.IsZero() {
+			e.txBusy.Add(1)
 			start = now
 		} else if now.Sub(start) >= e.txWait {
 			e.txQueueFull.Add(1)
@@ -206,6 +213,22 @@ func (e *linkEndpoint) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
 		}
 		runtime.Gosched()
 	}
+}
+
+// transmitRaw sends a frame built outside the stack (the gratuitous ARP) through
+// the same bounded wait and counters.
+func (e *linkEndpoint) transmitRaw(frame []byte) error {
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	switch e.transmit(frame).(type) {
+	case nil:
+		return nil
+	case *tcpip.ErrNoBufferSpace:
+		return fmt.Errorf("transmit ring full for %v: %w", e.txWait, board.ErrTxFull)
+	}
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	return e.lastTxErr
 }
 
 // deliver hands one received frame (its payload is pkt's whole data) to the stack;

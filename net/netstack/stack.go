@@ -54,7 +54,7 @@ func New(cfg Config) *Stack {
 }
 
 // Gvisor returns the underlying gVisor stack, for callers that need its
-// endpoint API (the allocation-free path) or its statistics.
+// endpoint API or its statistics.
 func (s *Stack) Gvisor() *stack.Stack { return s.s }
 
 // Close stops every interface and closes the stack.
@@ -71,7 +71,10 @@ func (s *Stack) Close() {
 }
 
 // ListenUDP returns a [net.PacketConn] bound to port on every address of the
-// stack, IPv4 and IPv6 alike (an IPv6 socket that also accepts IPv4).
+// stack, IPv4 and IPv6 alike (an IPv6 socket that also accepts IPv4). It is
+// gVisor's gonet adapter, which allocates per datagram and, as Linux does,
+// reports a datagram whose frame the NIC refused as sent (the refusal is counted
+// in [InterfaceStats]); the broker's socket is [Stack.ListenBind].
 func (s *Stack) ListenUDP(port uint16) (net.PacketConn, error) {
 	c, err := gonet.DialUDP(s.s, &tcpip.FullAddress{Port: port}, nil, ipv6.ProtocolNumber)
 	if err != nil {
