@@ -61,6 +61,9 @@ func Format(cfg Config) []byte {
 	line("max_retained", "%d", c.MaxRetained)
 	line("max_client_id_length", "%d", c.MaxClientIDLen)
 	line("inflight_window", "%d", c.InflightWindow)
+	line("queue_full_policy", "%s", c.QueueFullPolicy)
+	line("max_held_per_client", "%d", c.MaxHeldPerClient)
+	line("max_hold_time", "%s", formatDuration(c.MaxHoldTime))
 	line("require_same_address", "%t", c.RequireSameAddress)
 	if c.MaxAmplification < 0 {
 		line("max_amplification", "off")
@@ -165,10 +168,14 @@ func fillDefaults(c broker.Config) broker.Config {
 		{&c.MaxQoS2Incoming, d.MaxQoS2Incoming}, {&c.MaxPayload, d.MaxPayload},
 		{&c.MaxRetained, d.MaxRetained}, {&c.MaxClientIDLen, d.MaxClientIDLen},
 		{&c.InflightWindow, d.InflightWindow}, {&c.MaxAmplification, d.MaxAmplification},
+		{&c.MaxHeldPerClient, d.MaxHeldPerClient},
 	} {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if c.MaxHoldTime == 0 {
+		c.MaxHoldTime = d.MaxHoldTime
 	}
 	return c
 }

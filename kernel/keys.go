@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/musqratt/musqratt/broker"
 	"github.com/musqratt/musqratt/broker/packet"
 	"github.com/musqratt/musqratt/broker/topic"
 )
@@ -49,6 +50,9 @@ func init() {
 		{name: "max_retained", minArgs: 1, maxArgs: 1, example: "max_retained 10000", set: intKey(func(c *Config) *int { return &c.Broker.MaxRetained }, 1, 1<<24)},
 		{name: "max_client_id_length", minArgs: 1, maxArgs: 1, example: "max_client_id_length 23", set: intKey(func(c *Config) *int { return &c.Broker.MaxClientIDLen }, 1, 250)},
 		{name: "inflight_window", minArgs: 1, maxArgs: 1, example: "inflight_window 1", set: intKey(func(c *Config) *int { return &c.Broker.InflightWindow }, 1, 1024)},
+		{name: "queue_full_policy", minArgs: 1, maxArgs: 1, example: "queue_full_policy block", set: setQueueFullPolicy},
+		{name: "max_held_per_client", minArgs: 1, maxArgs: 1, example: "max_held_per_client 32", set: intKey(func(c *Config) *int { return &c.Broker.MaxHeldPerClient }, 1, 65535)},
+		{name: "max_hold_time", minArgs: 1, maxArgs: 1, example: "max_hold_time 30s", set: durationKey(func(c *Config) *time.Duration { return &c.Broker.MaxHoldTime }, time.Millisecond, time.Hour)},
 		{name: "require_same_address", minArgs: 1, maxArgs: 1, example: "require_same_address false", set: boolKey(func(c *Config) *bool { return &c.Broker.RequireSameAddress })},
 		{name: "max_amplification", minArgs: 1, maxArgs: 1, example: "max_amplification 3", set: setAmplification},
 		{name: "allow_network", minArgs: 1, maxArgs: 1, repeat: true, example: "allow_network 10.0.0.0/8", set: setAllowNetwork},
@@ -316,6 +320,18 @@ func ParseLogLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, errors.New("want debug, info, warn or error")
+}
+
+func setQueueFullPolicy(p *parser, args []string, _ string) error {
+	switch args[0] {
+	case "block":
+		p.cfg.Broker.QueueFullPolicy = broker.PolicyBlock
+	case "drop":
+		p.cfg.Broker.QueueFullPolicy = broker.PolicyDrop
+	default:
+		return p.errorf("queue_full_policy %q: want block or drop", args[0])
+	}
+	return nil
 }
 
 func setLogFormat(p *parser, args []string, _ string) error {

@@ -63,6 +63,10 @@ func TestParseGoodLines(t *testing.T) {
 		{"max_retained", "max_retained 12", func(c Config) bool { return c.Broker.MaxRetained == 12 }},
 		{"max_client_id_length", "max_client_id_length 64", func(c Config) bool { return c.Broker.MaxClientIDLen == 64 }},
 		{"inflight_window", "inflight_window 16", func(c Config) bool { return c.Broker.InflightWindow == 16 }},
+		{"queue_full_policy", "queue_full_policy drop", func(c Config) bool { return c.Broker.QueueFullPolicy == broker.PolicyDrop }},
+		{"queue_full_policy", "queue_full_policy block", func(c Config) bool { return c.Broker.QueueFullPolicy == broker.PolicyBlock }},
+		{"max_held_per_client", "max_held_per_client 4", func(c Config) bool { return c.Broker.MaxHeldPerClient == 4 }},
+		{"max_hold_time", "max_hold_time 2m", func(c Config) bool { return c.Broker.MaxHoldTime == 2*time.Minute }},
 		{"require_same_address", "require_same_address yes", func(c Config) bool { return c.Broker.RequireSameAddress }},
 		{"require_same_address", "require_same_address false", func(c Config) bool { return !c.Broker.RequireSameAddress }},
 		{"max_amplification", "max_amplification 5", func(c Config) bool { return c.Broker.MaxAmplification == 5 }},
@@ -132,6 +136,9 @@ func TestEveryKeyHasAGoodLineTest(t *testing.T) {
 func TestParseBadLines(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
 		{"max_client 10", `musqratt.conf:1: unknown key "max_client"; did you mean "max_clients"?`},
+		{"\nqueue_full_policy drops", `musqratt.conf:2: queue_full_policy "drops": want block or drop`},
+		{"max_hold_time 30", `musqratt.conf:1: max_hold_time "30": needs a unit, e.g. 30s`},
+		{"max_held_per_client 0", `musqratt.conf:1: max_held_per_client`},
 		{"\n\n# c\nretry_interval 10", `musqratt.conf:4: retry_interval "10": needs a unit, e.g. 10s`},
 		{"retry_interval 2.5", `musqratt.conf:1: retry_interval "2.5": needs a unit, e.g. 2.5s`},
 		{"retry_interval soon", `musqratt.conf:1: retry_interval "soon": want a duration such as 500ms, 10s, 15m or 1h30m`},
