@@ -8,7 +8,7 @@
 //	GOOS=tamago GOARCH=arm GOARM=7 $(go tool -n tamago) build -tags mx6ullevk \
 //	    -ldflags "-T 0x80010000 -R 0x1000" -o musqratt-mx6ullevk.elf ./cmd/musqratt-image
 //
-// (see docs/bare-metal.md). It runs the broker (kernel.RunConns) with the embedded
+// (see docs/bare-metal.md). It runs the broker (kernel.RunBinds) with the embedded
 // default configuration plus the link-time ExtraConfig lines, prints
 // "musqratt: ready" on the console once the socket is bound (the qemu package
 // waits for that line), and keeps the serial console: a periodic metrics dump
@@ -19,9 +19,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/musqratt/musqratt/board"
@@ -60,6 +58,9 @@ func boot(ctx context.Context) error {
 	if _, err := fmt.Sscan(Port, &port); err != nil {
 		return fmt.Errorf("port %q: %v", Port, err)
 	}
+	if Mode != "broker" && Mode != "relay" {
+		return fmt.Errorf("main.Mode %q: want broker or relay", Mode)
+	}
 	cfg, err := extraConfig(ExtraConfig)
 	if err != nil {
 		return err
@@ -83,60 +84,37 @@ func boot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conns, err := listenUDP(port, b.Net.Addrs)
+	// The broker's socket is gVisor's UDP endpoint itself (net/netstack's Bind:
+	// batches into the loop's buffers, no allocation per datagram), dual stack: IPv4
+	// and, when the board has an IPv6 address, IPv6 on the one port.
+	bind, err := st.ListenBind(port)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stdout, "musqratt: %v on %v, UDP port %d\n", nic.MAC(), b.Net.Addrs, port)
+	if Mode == "relay" {
+		fmt.Fprintln(os.Stdout, "musqratt: relay mode (the image's floor: no broker)")
+		fmt.Fprintln(os.Stdout, ReadyLine)
+		return serveRelay(ctx, b, st, bind, os.Stdout)
+	}
 	if cfg.Bridge.Enabled() {
 		fmt.Fprintf(os.Stdout, "musqratt: bridge to %s\n", cfg.Bridge.Address)
 	}
 	fmt.Fprintln(os.Stdout, ReadyLine)
-	return serve(ctx, b, cfg, conns, os.Stdout)
+	return serveBroker(ctx, b, st, cfg, bind, os.Stdout)
 }
+
+// Mode is "broker" (the default) or "relay" (link-time: -X main.Mode=relay): the
+// image's floor, broker/relay's engine on the same stack, NIC and loop, so that
+// `musqratt bench --floor` against it gives broker/floor ratios under the same
+// emulation.
+var Mode = "broker"
 
 // extraConfig is the embedded default configuration with the ";"-separated lines
 // of s applied, by the kernel's parser (an empty file is the default).
 func extraConfig(s string) (kernel.Config, error) {
 	return kernel.ParseConfig("main.ExtraConfig", strings.NewReader(strings.ReplaceAll(s, ";", "\n")))
 }
-
-// listenUDP opens the broker's sockets through the standard library, so through
-// SocketFunc: UDP port on every IPv4 address, and on every IPv6 address when the
-// board has an IPv6 address configured. tamago's net reports no IPv4-mapped IPv6
-// support, so it makes a wildcard "udp" socket IPv4 only (AF_INET); IPv6 is a second,
-// IPv6-only socket, served beside the first by the same engine (kernel.RunConns).
-func listenUDP(port uint16, addrs []netip.Prefix) ([]net.PacketConn, error) {
-	hosts := []string{"0.0.0.0"}
-	for _, p := range addrs {
-		if a := p.Addr(); a.Is6() && !a.Is4In6() {
-			hosts = append(hosts, "::")
-			break
-		}
-	}
-	var conns []net.PacketConn
-	for _, h := range hosts {
-		network := "udp4"
-		if h == "::" {
-			network = "udp6"
-		}
-		pc, err := net.ListenPacket(network, net.JoinHostPort(h, strconv.Itoa(int(port))))
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return nil, err
-		}
-		conns = append(conns, packetConn{pc})
-	}
-	return conns, nil
-}
-
-// packetConn hides the *net.UDPConn from net/serve, whose fast path reads with
-// ReadMsgUDPAddrPort: tamago's net carries ReadFrom and WriteTo to SocketFunc's
-// connection but answers ReadMsg with ENOSYS. Through this wrapper serve takes its
-// generic net.PacketConn path.
-type packetConn struct{ net.PacketConn }
 
 func exit(code int) {
 	if b, ok := board.Current(); ok && b.Exit != nil {

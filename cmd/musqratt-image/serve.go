@@ -7,21 +7,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/musqratt/musqratt/board"
+	floor "github.com/musqratt/musqratt/broker/relay"
 	"github.com/musqratt/musqratt/kernel"
 	"github.com/musqratt/musqratt/latency"
+	"github.com/musqratt/musqratt/net/netstack"
+	"github.com/musqratt/musqratt/net/serve"
 )
 
 // DumpEvery is how often the metrics dump is printed on the console (link-time:
 // -X main.DumpEvery=10s; "0" for only on the stats command).
 var DumpEvery = "60s"
 
-// serve runs the broker on conns with cfg (the embedded default and ExtraConfig),
-// logging and dumping metrics to the console, until a connection fails.
-func serve(ctx context.Context, b *board.Board, cfg kernel.Config, conns []net.PacketConn, console io.Writer) error {
+// serveBroker runs the broker on bind with cfg (the embedded default and ExtraConfig),
+// logging and dumping metrics to the console, until the Bind fails.
+func serveBroker(ctx context.Context, b *board.Board, st *netstack.Stack, cfg kernel.Config, bind serve.Bind, console io.Writer) error {
 	every, err := time.ParseDuration(DumpEvery)
 	if err != nil {
 		return fmt.Errorf("DumpEvery %q: %v", DumpEvery, err)
@@ -31,11 +33,43 @@ func serve(ctx context.Context, b *board.Board, cfg kernel.Config, conns []net.P
 	cfg.Board = b.Name
 	cfg.Version = Version
 	cfg.Clock = latency.Func(b.Clock.Counter, b.Clock.Freq())
+	cfg.ExtraMetrics = linkMetrics(st)
 	cfg.OnServing = func(m *kernel.Metrics) {
 		go kernel.Console(ctx, m, b.Console, console, every)
 	}
 	logger := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	return kernel.RunConns(ctx, cfg, conns, logger)
+	return kernel.RunBinds(ctx, cfg, []serve.Bind{bind}, logger)
+}
+
+// serveRelay runs the image's floor: broker/relay's engine in the same loop, over the
+// same Bind, stack and NIC as the broker, with no broker.
+func serveRelay(ctx context.Context, b *board.Board, st *netstack.Stack, bind serve.Bind, console io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(console, nil))
+	srv := serve.NewBind(&floor.Relay{}, serve.Options{
+		Clock:  latency.Func(b.Clock.Counter, b.Clock.Freq()),
+		Logger: logger,
+	}, bind)
+	return srv.Run(ctx)
+}
+
+// linkMetrics renders the link endpoint's counters of every interface: what the NIC
+// took, and what it could not (never a silent loss below the loop).
+func linkMetrics(st *netstack.Stack) func(dst []latency.Metric) []latency.Metric {
+	return func(dst []latency.Metric) []latency.Metric {
+		for _, s := range st.InterfaceStats() {
+			nic := [2]string{"nic", s.MAC.String()}
+			c := func(name, help string, v uint64, labels ...[2]string) {
+				dst = append(dst, latency.Metric{Name: name, Help: help, Kind: latency.Counter, Value: float64(v), Labels: append(labels, nic)})
+			}
+			c("link_tx_frames_total", "Frames the NIC took.", s.TxFrames)
+			c("link_tx_busy_total", "Transmit attempts the NIC answered with a full ring (retried).", s.TxBusy)
+			c("link_tx_dropped_total", "Frames that did not leave, by reason.", s.TxQueueFull, [2]string{"reason", "tx_queue_full"})
+			c("link_tx_dropped_total", "Frames that did not leave, by reason.", s.TxNICErrors, [2]string{"reason", "nic_error"})
+			c("link_rx_frames_total", "Frames taken from the NIC.", s.RxFrames)
+			c("link_rx_dropped_total", "Frames taken from the NIC and dropped (runts).", s.RxDropped)
+		}
+		return dst
+	}
 }
 
 // Version is the image's version (link-time: -X main.Version=...).
