@@ -85,6 +85,8 @@ func fuzzConfig() broker.Config {
 		MaxQoS2Incoming:    2,
 		MaxPayload:         64,
 		MaxRetained:        4,
+		MaxHeldPerClient:   2,
+		MaxHoldTime:        20 * time.Second,
 		Seed:               1,
 	}
 }
@@ -238,6 +240,8 @@ func (h *engineHarness) check(out []broker.Datagram, tick bool) {
 		h.t.Fatalf("%d queued for %d sessions", s.Queued, sessions)
 	case s.SleepBuffered < 0 || s.SleepBuffered > s.Queued || s.SleepBuffered > sessions*int64(c.MaxSleepBuffer):
 		h.t.Fatalf("%d sleep-buffered (%d queued) for %d sessions", s.SleepBuffered, s.Queued, sessions)
+	case s.Held < 0 || s.Held > sessions*int64(c.MaxHeldPerClient):
+		h.t.Fatalf("%d publications held for %d sessions", s.Held, sessions)
 	}
 }
 
