@@ -31,8 +31,9 @@ const (
 	// struct virtio_net_hdr is 12 octets (with num_buffers) once
 	// VIRTIO_F_VERSION_1 is negotiated, 10 otherwise. TamaGo v1.26.0's
 	// transport negotiates only the bits the driver asks for that are also
-	// in the reserved range, so in practice QEMU runs the device without
-	// VERSION_1 and with the 10-octet header.
+	// in the reserved range (24-49): VERSION_1 (bit 32) yes, VIRTIO_NET_F_MAC
+	// (bit 5) never. Under QEMU 7.2 with virtio-mmio.force-legacy=false the
+	// boot line shows features 0x100000000 and the 12-octet header.
 	headerLegacy = 10
 	headerV1     = 12
 	// bufLen holds the longer header and the longest untagged frame.
