@@ -42,15 +42,15 @@ func (b *Broker) offer(r *request, s *session, m *message, out []Datagram) ([]Da
 	}
 	if s.held == 0 {
 		// Nothing of this publisher's waits ahead of it (its order is kept).
-		b.c.publishesIn.Add(1)
 		if !b.resolve(m) {
-			return out, true
+			b.c.publishesIn.Add(1)
+			return out, true // the topic table is full: delivered to no one, as unheld
 		}
 		b.matches = b.subs.MatchAppend(b.matches[:0], m.topic)
 		if b.roomForAll(m) {
+			b.c.publishesIn.Add(1)
 			return b.fanout(r.now, m, OriginClient, true, true, out), true
 		}
-		b.c.publishesIn.Add(^uint64(0)) // counted when it is accepted
 	}
 	if s.held >= b.cfg.MaxHeldPerClient {
 		b.c.drops[DropCongestion].Add(1)
@@ -183,10 +183,14 @@ func (b *Broker) expireHeld(now time.Time, out []Datagram) []Datagram {
 	return out
 }
 
-// heldDeadline is when the oldest held publication expires (zero if none is held).
+// heldDeadline is when the oldest held publication expires (zero if none is held), or
+// at once if an outbox freed room outside Receive and Tick (Inject).
 func (b *Broker) heldDeadline() time.Time {
-	if len(b.held) == 0 {
+	switch {
+	case len(b.held) == 0:
 		return time.Time{}
+	case b.heldWake:
+		return time.Unix(0, 1)
 	}
 	return b.held[0].since.Add(b.cfg.MaxHoldTime)
 }
