@@ -227,6 +227,48 @@ image:
 		$$T build -tags $(BOARD) -trimpath -ldflags "-T $$text -R 0x1000" -o $(IMAGE) ./cmd/musqratt-image && \
 	ls -l $(IMAGE)
 
+# The image measured on its own terms: one guest serves the broker on 1883 and the floor
+# relay (broker/relay on the same stack, NIC and loop) on 1884; musqratt bench runs
+# against the broker with --floor at the relay, so every figure is a ratio under the
+# same emulation. IMAGE_BENCH_N messages per run; markdown tables on stdout.
+IMAGE_BENCH_N      ?= 1000
+IMAGE_BENCH_ROUNDS ?= 3
+IMAGE_BENCH_PORT   ?= 18871
+.PHONY: image-bench
+image-bench: build
+	@T=$$($(GO) tool -n tamago 2>/dev/null); \
+	if [ -z "$$T" ] || ! $$T version >/dev/null 2>&1; then echo "image-bench: NOT RUN: the TamaGo toolchain is not installed"; exit 1; fi; \
+	case "$(BOARD)" in \
+		mx6ullevk|usbarmory) arch=arm; arm=7; text=0x80010000;; \
+		microvm) arch=amd64; arm=; text=0x10010000;; \
+		*) echo "image-bench: unknown BOARD=$(BOARD)"; exit 2;; \
+	esac; \
+	img=bin/musqratt-$(BOARD)-bench.elf; bport=$(IMAGE_BENCH_PORT); fport=$$(( $(IMAGE_BENCH_PORT) + 1 )); \
+	GOOS=tamago GOOSPKG=github.com/usbarmory/tamago GOARCH=$$arch GOARM=$$arm \
+		$$T build -tags $(BOARD) -trimpath -ldflags "-T $$text -R 0x1000 -X main.RelayPort=1884 -X main.DumpEvery=0" -o $$img ./cmd/musqratt-image || exit 1; \
+	fwd="hostfwd=udp:127.0.0.1:$$bport-10.0.0.1:1883,hostfwd=udp:127.0.0.1:$$fport-10.0.0.1:1884"; \
+	net="-netdev user,id=net0,net=10.0.0.0/24,host=10.0.0.2,$$fwd"; \
+	case "$(BOARD)" in \
+		mx6ullevk) q="qemu-system-arm -machine mcimx6ul-evk -cpu cortex-a7 -m 512M -nographic -monitor none -semihosting -serial stdio -serial null -net nic,model=imx.enet,netdev=net0 $$net";; \
+		usbarmory) q="qemu-system-arm -machine mcimx6ul-evk -cpu cortex-a7 -m 512M -nographic -monitor none -semihosting -serial null -serial stdio -net nic,model=imx.enet,netdev=net0 $$net";; \
+		microvm) q="qemu-system-x86_64 -machine microvm,x-option-roms=on,pic=off,rtc=on -accel tcg -cpu max -m 1G -no-reboot -global virtio-mmio.force-legacy=false -nographic -monitor none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device virtio-net-device,netdev=net0 $$net";; \
+	esac; \
+	log=bin/image-bench-$(BOARD).console; \
+	$$q -kernel $$img </dev/null >$$log 2>&1 & qpid=$$!; trap "kill $$qpid 2>/dev/null" EXIT; \
+	for i in $$(seq 100); do grep -q "musqratt: ready" $$log && break; sleep 0.1; done; \
+	grep -q "musqratt: ready" $$log || { echo "image-bench: the image did not start:"; cat $$log; exit 1; }; \
+	echo "# make image-bench BOARD=$(BOARD) ($$(date -u +%FT%TZ), $$(nproc) cores, TCG)"; echo; \
+	rc=0; \
+	for q in 0 1 2; do \
+		echo "## QoS $$q latency, broker vs the image's floor"; echo; \
+		echo '```'; echo "bin/musqratt bench -p $$bport --floor 127.0.0.1:$$fport -q $$q -n $(IMAGE_BENCH_N) -r 500 --rounds $(IMAGE_BENCH_ROUNDS) --timeout 3s"; echo '```'; echo; \
+		bin/musqratt bench -p $$bport --floor 127.0.0.1:$$fport -q $$q -n $(IMAGE_BENCH_N) -r 500 --rounds $(IMAGE_BENCH_ROUNDS) --timeout 3s || rc=1; echo; \
+	done; \
+	echo "## Fan-out to 100, QoS 0"; echo; \
+	echo '```'; echo "bin/musqratt bench -p $$bport --floor 127.0.0.1:$$fport -q 0 -k 100 -n 100 -r 10 --rounds $(IMAGE_BENCH_ROUNDS) --timeout 3s"; echo '```'; echo; \
+	bin/musqratt bench -p $$bport --floor 127.0.0.1:$$fport -q 0 -k 100 -n 100 -r 10 --rounds $(IMAGE_BENCH_ROUNDS) --timeout 3s || rc=1; \
+	exit $$rc
+
 # Boots the image under QEMU with the guest's UDP 1883 forwarded to 127.0.0.1:$(QEMU_PORT);
 # the serial console is this terminal (type stats, clients, reset, help). Ctrl-A X quits.
 qemu: image

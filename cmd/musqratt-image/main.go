@@ -61,6 +61,12 @@ func boot(ctx context.Context) error {
 	if Mode != "broker" && Mode != "relay" {
 		return fmt.Errorf("main.Mode %q: want broker or relay", Mode)
 	}
+	var relayPort uint16
+	if RelayPort != "" {
+		if _, err := fmt.Sscan(RelayPort, &relayPort); err != nil || relayPort == 0 || relayPort == port {
+			return fmt.Errorf("main.RelayPort %q: want a UDP port other than main.Port", RelayPort)
+		}
+	}
 	cfg, err := extraConfig(ExtraConfig)
 	if err != nil {
 		return err
@@ -95,7 +101,18 @@ func boot(ctx context.Context) error {
 	if Mode == "relay" {
 		fmt.Fprintln(os.Stdout, "musqratt: relay mode (the image's floor: no broker)")
 		fmt.Fprintln(os.Stdout, ReadyLine)
-		return serveRelay(ctx, b, st, bind, os.Stdout)
+		return serveRelay(ctx, b, bind, os.Stdout)
+	}
+	if relayPort != 0 {
+		rb, err := st.ListenBind(relayPort)
+		if err != nil {
+			return fmt.Errorf("relay port: %w", err)
+		}
+		fmt.Fprintf(os.Stdout, "musqratt: the floor relay on UDP port %d\n", relayPort)
+		go func() {
+			err := serveRelay(ctx, b, rb, os.Stdout)
+			fmt.Fprintf(os.Stdout, "musqratt: relay stopped: %v\n", err)
+		}()
 	}
 	if cfg.Bridge.Enabled() {
 		fmt.Fprintf(os.Stdout, "musqratt: bridge to %s\n", cfg.Bridge.Address)
@@ -109,6 +126,12 @@ func boot(ctx context.Context) error {
 // `musqratt bench --floor` against it gives broker/floor ratios under the same
 // emulation.
 var Mode = "broker"
+
+// RelayPort, if set (link-time: -X main.RelayPort=1884), serves the floor relay on
+// that port beside the broker: the same stack, NIC and loop code in the same guest,
+// so one emulated machine gives both paths of `musqratt bench --floor` (make
+// image-bench), and they share the emulation's costs.
+var RelayPort = ""
 
 // extraConfig is the embedded default configuration with the ";"-separated lines
 // of s applied, by the kernel's parser (an empty file is the default).

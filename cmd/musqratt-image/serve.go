@@ -43,7 +43,7 @@ func serveBroker(ctx context.Context, b *board.Board, st *netstack.Stack, cfg ke
 
 // serveRelay runs the image's floor: broker/relay's engine in the same loop, over the
 // same Bind, stack and NIC as the broker, with no broker.
-func serveRelay(ctx context.Context, b *board.Board, st *netstack.Stack, bind serve.Bind, console io.Writer) error {
+func serveRelay(ctx context.Context, b *board.Board, bind serve.Bind, console io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(console, nil))
 	srv := serve.NewBind(&floor.Relay{}, serve.Options{
 		Clock:  latency.Func(b.Clock.Counter, b.Clock.Freq()),
