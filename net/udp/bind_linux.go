@@ -236,9 +236,9 @@ func (b *Bind) from(rsa *unix.RawSockaddrAny) netip.AddrPort {
 // [serve.Bind]). When the kernel takes part of a batch, the rest is offered again
 // from the first message it did not take. A full send buffer (EAGAIN, ENOBUFS) is
 // retried whenever the poller sees room, for at most sendWait, and once more after
-// that before the datagram is given up as serve.ErrTxQueueFull; EHOSTUNREACH, ENETUNREACH and EADDRNOTAVAIL are
-// serve.ErrNoRoute, as is a destination whose family the socket does not reach
-// (refused without a system call).
+// that, before the datagram is given up as serve.ErrTxQueueFull. EHOSTUNREACH,
+// ENETUNREACH and EADDRNOTAVAIL are serve.ErrNoRoute, as is a destination whose
+// family the socket does not reach (refused without a system call).
 func (b *Bind) SendBatch(pkts []serve.Packet) (int, error) {
 	sent := 0
 	for sent < len(pkts) {

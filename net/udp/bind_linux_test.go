@@ -119,8 +119,11 @@ func TestBindSendKernelNoRoute(t *testing.T) {
 // realSendmmsg is the system call, for fakes to pass through to.
 var realSendmmsg = sendmmsg
 
+// sendmmsgFunc is the type of the system call's variable.
+type sendmmsgFunc = func(fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno)
+
 // fakeSendmmsg replaces the system call with f until the test ends; f may call real.
-func fakeSendmmsg(t *testing.T, f func(real func(fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno), fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno)) {
+func fakeSendmmsg(t *testing.T, f func(real sendmmsgFunc, fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno)) {
 	sendmmsg = func(fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno) {
 		return f(realSendmmsg, fd, msgs, vlen)
 	}
@@ -133,7 +136,7 @@ func TestBindPartialSends(t *testing.T) {
 	rx, rc := listenBind(t, "127.0.0.1:0", Options{ReceiveBuffer: 1 << 20}, 0)
 	tx, _ := listenBind(t, "127.0.0.1:0", Options{}, 0)
 	var calls []int
-	fakeSendmmsg(t, func(real func(uintptr, unsafe.Pointer, int) (int, unix.Errno), fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno) {
+	fakeSendmmsg(t, func(real sendmmsgFunc, fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno) {
 		calls = append(calls, vlen)
 		return real(fd, msgs, min(vlen, 3))
 	})
@@ -175,7 +178,7 @@ func TestBindTxQueueFull(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			// Room comes after one refusal: everything leaves, nothing is dropped.
 			refusals := 1
-			fakeSendmmsg(t, func(real func(uintptr, unsafe.Pointer, int) (int, unix.Errno), fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno) {
+			fakeSendmmsg(t, func(real sendmmsgFunc, fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno) {
 				if refusals > 0 {
 					refusals--
 					return 0, errno
@@ -189,7 +192,7 @@ func TestBindTxQueueFull(t *testing.T) {
 			// The kernel takes one datagram, then stays full: the second is dropped after
 			// the wait, and the caller may go on with the third.
 			taken := 0
-			fakeSendmmsg(t, func(real func(uintptr, unsafe.Pointer, int) (int, unix.Errno), fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno) {
+			fakeSendmmsg(t, func(real sendmmsgFunc, fd uintptr, msgs unsafe.Pointer, vlen int) (int, unix.Errno) {
 				if taken > 0 {
 					return 0, errno
 				}
