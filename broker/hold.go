@@ -77,11 +77,12 @@ func (b *Broker) roomForAll(m *message) bool {
 	for _, e := range b.matches {
 		s := b.sessions[e.Sub]
 		q := deliveryQoS(m.qos, e.QoS)
-		aud := s.audience()
-		if q == packet.QoS0 || (aud == audConnected && s.out.queued() == 0 && b.canSendNow(s, m, q)) {
+		// No need to ask whether it could be sent at once (fanout's shortcut): that
+		// needs an empty queue, and an empty queue never blocks.
+		if q == packet.QoS0 || s.out.queued() < b.cfg.MaxQueuedPerClient {
 			continue
 		}
-		if v, _ := s.out.admit(aud, b.admitting(q, true)); v == verdictBlock {
+		if v, _ := s.out.admit(s.audience(), b.admitting(q, true)); v == verdictBlock {
 			s.out.blocked = true
 			ok = false
 		}
