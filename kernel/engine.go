@@ -102,6 +102,7 @@ func (e *engine) publishSys(now time.Time, out []broker.Datagram) []broker.Datag
 		{"$SYS/broker/retained messages/count", itoa(s.Retained)},
 		{"$SYS/broker/topics/count", itoa(s.Topics)},
 		{"$SYS/broker/store/sleep buffered", itoa(s.SleepBuffered)},
+		{"$SYS/broker/publish/messages/held", itoa(s.Held)},
 		{"$SYS/broker/latency/end_to_end/count", utoa(e2e.Count())},
 		{"$SYS/broker/latency/end_to_end/p50_us", micros(&e2e, 0.5)},
 		{"$SYS/broker/latency/end_to_end/p99_us", micros(&e2e, 0.99)},

@@ -172,6 +172,7 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 	gauge("inflight", "QoS 1 and 2 deliveries awaiting acknowledgement.", float64(s.Inflight))
 	gauge("queued", "Deliveries queued behind the inflight window.", float64(s.Queued))
 	gauge("sleep_buffered", "Messages held for sleeping clients.", float64(s.SleepBuffered))
+	gauge("held", "Client publications held unacknowledged until their subscribers have room (back-pressure).", float64(s.Held))
 
 	counter("datagrams_received_total", "Datagrams read from the network and handed to the engine.", ss.Received)
 	counter("datagrams_sent_total", "Datagrams written to the network.", ss.Sent)
@@ -238,6 +239,7 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 	runtime.ReadMemStats(&ms)
 	gauge("heap_bytes", "Bytes of allocated heap objects.", float64(ms.HeapAlloc))
 	gauge("heap_objects", "Allocated heap objects.", float64(ms.HeapObjects))
+	counter("heap_allocs_total", "Heap objects allocated since start (their difference over a run of messages is the allocations per message).", ms.Mallocs)
 	gauge("memory_sys_bytes", "Bytes of memory obtained from the system (or the board).", float64(ms.Sys))
 	counter("gc_cycles_total", "Completed garbage collections.", uint64(ms.NumGC))
 	gauge("goroutines", "Goroutines.", float64(runtime.NumGoroutine()))

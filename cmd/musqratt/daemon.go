@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/musqratt/musqratt/kernel"
+	"github.com/musqratt/musqratt/net/serve"
 	"github.com/musqratt/musqratt/net/udp"
 )
 
@@ -125,12 +126,13 @@ Flags:
 
 	watchMetrics(ctx, &cfg, logger, stderr)
 
-	conns := make([]net.PacketConn, 0, len(cfg.Listen))
+	conns := make([]*net.UDPConn, 0, len(cfg.Listen))
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
+	binds := make([]serve.Bind, 0, len(cfg.Listen))
 	for _, l := range cfg.Listen {
 		c, err := udp.Listen(ctx, l.Addr, udp.Options{IPv6Only: l.IPv6Only, ReceiveBuffer: cfg.ReceiveBuffer, SendBuffer: cfg.SendBuffer})
 		if err != nil {
@@ -138,8 +140,15 @@ Flags:
 			return 1
 		}
 		conns = append(conns, c)
+		// Batched: recvmmsg/sendmmsg on Linux, a datagram per call elsewhere.
+		b, err := udp.NewBind(c, udp.DefaultBatch)
+		if err != nil {
+			logger.Error("cannot listen", "addr", l.String(), "err", err)
+			return 1
+		}
+		binds = append(binds, b)
 	}
-	if err := kernel.RunConns(ctx, cfg, conns, logger); err != nil {
+	if err := kernel.RunBinds(ctx, cfg, binds, logger); err != nil {
 		logger.Error("serve failed", "err", err)
 		return 1
 	}
