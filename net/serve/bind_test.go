@@ -28,6 +28,7 @@ type scriptBind struct {
 	sent    []Packet
 	failAt  map[int]error // send index → error
 	sends   int
+	calls   int // SendBatch calls
 	reaches func(netip.Addr) bool
 	batch   int
 }
@@ -76,6 +77,7 @@ func (b *scriptBind) ReceiveBatch(pkts []Packet) (int, error) {
 func (b *scriptBind) SendBatch(pkts []Packet) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.calls++
 	for i, p := range pkts {
 		if err := b.failAt[b.sends]; err != nil {
 			b.sends++
@@ -174,6 +176,10 @@ func TestLoopBatches(t *testing.T) {
 	if st.Batches != 3 || st.Oversized != 1 || st.ReadErrors != 1 || st.Received != 8 || st.Sent != 8 {
 		t.Errorf("stats %+v", st)
 	}
+	// What a batch produced is committed and sent together: one SendBatch per batch.
+	if b.calls != 3 {
+		t.Errorf("%d SendBatch calls for 3 receive batches", b.calls)
+	}
 }
 
 // A datagram that does not leave is counted under its reason and the rest of its
@@ -227,5 +233,28 @@ func TestBroadcastOverBind(t *testing.T) {
 	}
 	if st := s.Stats(); st.Broadcasts != 1 || st.Sent != 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A failed Commit withholds everything its batch produced, and the next batch goes out.
+func TestCommitFailureWithholdsTheBatch(t *testing.T) {
+	b := &scriptBind{batch: 4}
+	b.push(pkt("1"), pkt("2"))
+	b.push(pkt("3"))
+	eng := &fakeEngine{}
+	commits := 0
+	s := NewBind(eng, Options{Logger: quietLogger(), Now: b.clock, Commit: func(time.Time) error {
+		commits++
+		if commits == 1 {
+			return errors.New("disk full")
+		}
+		return nil
+	}}, b)
+	s.Run(context.Background())
+	if len(b.sent) != 1 || string(b.sent[0].Buf) != "3" {
+		t.Errorf("sent %+v, want only the second batch's datagram", b.sent)
+	}
+	if st := s.Stats(); st.CommitErrors != 1 || st.Sent != 1 || commits != 2 {
+		t.Errorf("stats %+v, %d commits", st, commits)
 	}
 }

@@ -152,10 +152,13 @@ type Server struct {
 	wake chan struct{}
 
 	// The loop goroutine's state.
-	out   []broker.Datagram
-	in    []Packet // the receive batch, buffers of max+1 octets
-	send  []Packet // the send batch being gathered
-	bcPkt []Packet // one broadcast destination at a time
+	out    []broker.Datagram
+	in     []Packet // the receive batch, buffers of max+1 octets
+	send   []Packet // what the batch produced, staged to be committed and sent
+	marks  []uint64 // send[i]'s Mark
+	arena  []byte   // the staged datagrams' octets, copied out of the engine's buffers
+	bcPkt  []Packet // one broadcast destination at a time
+	bcMark [1]uint64
 
 	received, sent, broadcasts, batches, oversized, readErrors, writeErrors, commitErrors, ticks atomic.Uint64
 	txDrops                                                                                      [NumTxReasons]atomic.Uint64
@@ -219,6 +222,8 @@ func NewBind(eng Engine, opts Options, binds ...Bind) *Server {
 			s.in[i].Buf = make([]byte, s.max+1)
 		}
 		s.send = make([]Packet, 0, max(n, 64))
+		s.marks = make([]uint64, 0, max(n, 64))
+		s.arena = make([]byte, 0, 16<<10)
 	}
 	return s
 }
@@ -355,10 +360,13 @@ func (s *Server) loop(ctx context.Context) error {
 }
 
 // handleBatch passes each datagram of a received batch to the engine, or counts why
-// not. The batch shares one stamp: its datagrams were read together.
+// not, then makes durable and sends everything the batch produced in one go: one
+// Commit and one SendBatch per batch instead of per datagram. The batch shares one
+// stamp: its datagrams were read together.
 func (s *Server) handleBatch(pkts []Packet) {
 	s.batches.Add(1)
 	mark := s.clock.Now()
+	now := s.now()
 	for i := range pkts {
 		p := &pkts[i]
 		switch {
@@ -367,9 +375,19 @@ func (s *Server) handleBatch(pkts []Packet) {
 		case !p.Addr.IsValid():
 			s.unaddressable()
 		default:
-			s.receive(s.now(), p.Addr, p.Buf[:p.N], mark)
+			s.received.Add(1)
+			s.out = s.eng.Receive(now, broker.Datagram{Addr: p.Addr, B: p.Buf[:p.N], Mark: mark}, s.out[:0])
+			s.stage(now, s.out)
 		}
 	}
+	// Under a steady stream of datagrams the read deadline never fires: run the
+	// timers here when they are due.
+	if dl := s.deadline(); !dl.IsZero() && !now.Before(dl) {
+		s.ticks.Add(1)
+		s.out = s.eng.Tick(now, s.out[:0])
+		s.stage(now, s.out)
+	}
+	s.commitAndFlush(now)
 }
 
 // spin polls without blocking until a batch arrives (it is handled), a timer or Wake
@@ -404,21 +422,12 @@ func (s *Server) spin(ctx context.Context, p Poller, until time.Time) bool {
 	}
 }
 
-// receive hands one datagram to the engine, sends what it returns, and runs the timers
-// if they are due: under a steady stream of datagrams the read deadline never fires.
-func (s *Server) receive(now time.Time, from netip.AddrPort, b []byte, mark uint64) {
-	s.received.Add(1)
-	s.out = s.eng.Receive(now, broker.Datagram{Addr: from, B: b, Mark: mark}, s.out[:0])
-	s.commitAndSend(now, s.out)
-	if dl := s.deadline(); !dl.IsZero() && !now.Before(dl) {
-		s.tick(now)
-	}
-}
-
+// tick runs the engine's timers and sends what they produce.
 func (s *Server) tick(now time.Time) {
 	s.ticks.Add(1)
 	s.out = s.eng.Tick(now, s.out[:0])
-	s.commitAndSend(now, s.out)
+	s.stage(now, s.out)
+	s.commitAndFlush(now)
 }
 
 // deadline is when the loop must wake with no traffic: the engine's timers, or a
@@ -433,50 +442,74 @@ func (s *Server) deadline() time.Time {
 	return d
 }
 
-// commitAndSend runs Commit, then sends out if it succeeded.
-func (s *Server) commitAndSend(now time.Time, out []broker.Datagram) {
-	if len(out) == 0 && s.commit == nil {
-		return
+// maxStaged bounds what one batch may stage before it is committed and sent early:
+// the datagrams, and the octets copied out of the engine's buffers.
+const (
+	maxStaged      = 512
+	maxStagedBytes = 256 << 10
+)
+
+// stage copies the datagrams of one engine call out of the engine's buffers (they
+// alias them only until its next call) into the loop's send arena, to be sent with
+// the rest of the batch. Past the bounds, what is staged is committed and sent now.
+func (s *Server) stage(now time.Time, out []broker.Datagram) {
+	for i := range out {
+		d := &out[i]
+		if len(s.send) >= maxStaged || len(s.arena)+len(d.B) > maxStagedBytes {
+			s.commitAndFlush(now)
+		}
+		start := len(s.arena)
+		s.arena = append(s.arena, d.B...)
+		s.send = append(s.send, Packet{Buf: s.arena[start:len(s.arena):len(s.arena)], Addr: d.Addr})
+		s.marks = append(s.marks, d.Mark)
 	}
+}
+
+// commitAndFlush runs Commit, then sends what is staged if it succeeded: an
+// acknowledgement never leaves ahead of the state it acknowledges.
+func (s *Server) commitAndFlush(now time.Time) {
 	if s.commit != nil {
 		if err := s.commit(now); err != nil {
 			s.commitErrors.Add(1)
 			s.limited(keyCommit, slog.LevelError, "commit failed; datagrams withheld",
-				slog.Int("datagrams", len(out)), slog.String("err", err.Error()))
+				slog.Int("datagrams", len(s.send)), slog.String("err", err.Error()))
+			s.resetStaged()
 			return
 		}
 	}
-	s.sendAll(out)
-}
-
-// sendAll sends every datagram of out, in order, in batches: unicast ones gathered
-// into one SendBatch, a broadcast one to each broadcast address its Bind reaches.
-func (s *Server) sendAll(out []broker.Datagram) {
-	batch := s.send[:0]
-	for i := range out {
-		d := &out[i]
-		if d.IsBroadcast() {
-			s.flush(batch, out[i-len(batch):i])
-			batch = batch[:0]
-			s.broadcast(d)
+	if len(s.send) == 0 {
+		return
+	}
+	// Unicast runs go out in SendBatch calls of the Bind's size; a broadcast (the
+	// zero address) to each broadcast address its Bind reaches.
+	pkts, marks := s.send, s.marks
+	for len(pkts) > 0 {
+		if !pkts[0].Addr.IsValid() {
+			s.broadcast(&pkts[0], marks[0])
+			pkts, marks = pkts[1:], marks[1:]
 			continue
 		}
-		batch = append(batch, Packet{Buf: d.B, Addr: d.Addr})
-		if len(batch) == cap(batch) {
-			s.flush(batch, out[i+1-len(batch):i+1])
-			batch = batch[:0]
+		n := 1
+		for n < len(pkts) && n < s.bind.BatchSize() && pkts[n].Addr.IsValid() {
+			n++
 		}
+		s.flush(pkts[:n], marks[:n])
+		pkts, marks = pkts[n:], marks[n:]
 	}
-	s.flush(batch, out[len(out)-len(batch):])
-	s.send = batch[:0]
+	s.resetStaged()
 }
 
-// flush sends batch, whose datagrams are ds (for their marks); a datagram that fails is
-// counted by reason and the rest still go.
-func (s *Server) flush(batch []Packet, ds []broker.Datagram) {
+func (s *Server) resetStaged() {
+	clear(s.send) // drop references into the arena's old arrays
+	s.send, s.marks, s.arena = s.send[:0], s.marks[:0], s.arena[:0]
+}
+
+// flush sends batch, whose datagrams carry marks; a datagram that fails is counted by
+// reason and the rest still go.
+func (s *Server) flush(batch []Packet, marks []uint64) {
 	for len(batch) > 0 {
 		n, err := s.bind.SendBatch(batch)
-		s.sentOK(ds[:n])
+		s.sentOK(marks[:n])
 		if n >= len(batch) {
 			return
 		}
@@ -484,28 +517,28 @@ func (s *Server) flush(batch []Packet, ds []broker.Datagram) {
 			err = errors.New("short send with no error")
 		}
 		s.writeFailed(err, batch[n].Addr, txReasonOf(err))
-		batch, ds = batch[n+1:], ds[n+1:]
+		batch, marks = batch[n+1:], marks[n+1:]
 	}
 }
 
 // sentOK counts datagrams that left and observes their residence time.
-func (s *Server) sentOK(ds []broker.Datagram) {
-	if len(ds) == 0 {
+func (s *Server) sentOK(marks []uint64) {
+	if len(marks) == 0 {
 		return
 	}
-	s.sent.Add(uint64(len(ds)))
+	s.sent.Add(uint64(len(marks)))
 	if s.observe == nil {
 		return
 	}
-	for i := range ds {
-		if ds[i].Mark != 0 {
-			s.observe(ds[i].Mark, s.clock.Now())
+	for _, m := range marks {
+		if m != 0 {
+			s.observe(m, s.clock.Now())
 		}
 	}
 }
 
-// broadcast sends d to each broadcast address on every socket that reaches it.
-func (s *Server) broadcast(d *broker.Datagram) {
+// broadcast sends p to each broadcast address on every socket that reaches it.
+func (s *Server) broadcast(p *Packet, mark uint64) {
 	binds := []Bind{s.bind}
 	if s.join != nil {
 		binds = s.join.subs
@@ -515,16 +548,14 @@ func (s *Server) broadcast(d *broker.Datagram) {
 			if !b.Reaches(to.Addr()) {
 				continue
 			}
-			s.bcPkt[0] = Packet{Buf: d.B, Addr: to}
+			s.bcPkt[0] = Packet{Buf: p.Buf, Addr: to}
 			if n, err := b.SendBatch(s.bcPkt); n != 1 {
 				s.writeFailed(err, to, txReasonOf(err))
 				continue
 			}
 			s.broadcasts.Add(1)
-			s.sent.Add(1)
-			if s.observe != nil && d.Mark != 0 {
-				s.observe(d.Mark, s.clock.Now())
-			}
+			s.bcMark[0] = mark
+			s.sentOK(s.bcMark[:])
 		}
 	}
 }
