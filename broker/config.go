@@ -36,6 +36,8 @@ type Config struct {
 	MaxRetained        int  // retained topics; a new retained topic beyond is not stored (counted)
 	MaxClientIDLen     int  // 23 in v1.2; CONNACK "not supported" beyond
 	InflightWindow     int  // QoS 1/2 PUBLISHes outstanding per client; 1 is the spec, more is an opt-in extension
+	MaxTopicLength     int  // octets of a topic name or filter a client may register or subscribe; REGACK/SUBACK 0x03 beyond
+	MaxTopicLevels     int  // levels ('/'-separated) of a topic name or filter; REGACK/SUBACK 0x03 beyond
 	RequireSameAddress bool // refuse a takeover or wake-up of a session from a different address
 
 	// QueueFullPolicy says what a client's QoS 1/2 PUBLISH meets when a matching
@@ -135,6 +137,8 @@ func Defaults() Config {
 		MaxRetained:        10000,
 		MaxClientIDLen:     packet.MaxClientIDLen,
 		InflightWindow:     1,
+		MaxTopicLength:     1024,
+		MaxTopicLevels:     32,
 		MaxAmplification:   3,
 		MaxHeldPerClient:   32,
 		MaxHoldTime:        30 * time.Second,
@@ -172,6 +176,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxRetained, d.MaxRetained)
 	setInt(&c.MaxClientIDLen, d.MaxClientIDLen)
 	setInt(&c.InflightWindow, d.InflightWindow)
+	setInt(&c.MaxTopicLength, d.MaxTopicLength)
+	setInt(&c.MaxTopicLevels, d.MaxTopicLevels)
 	setInt(&c.MaxAmplification, d.MaxAmplification)
 	setInt(&c.MaxHeldPerClient, d.MaxHeldPerClient)
 	if c.MaxHoldTime == 0 {
@@ -196,6 +202,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max client id length %d is too large", c.MaxClientIDLen)
 	case c.MaxPayload > packet.MaxLen-7:
 		return fmt.Errorf("max payload %d exceeds what one MQTT-SN PUBLISH can carry (%d)", c.MaxPayload, packet.MaxLen-7)
+	case c.MaxTopicLength < 0 || c.MaxTopicLength > topic.MaxLen:
+		return fmt.Errorf("max topic length %d must be 1..%d", c.MaxTopicLength, topic.MaxLen)
+	case c.MaxTopicLevels < 0 || c.MaxTopicLevels > topic.MaxLen:
+		return fmt.Errorf("max topic levels %d must be 1..%d", c.MaxTopicLevels, topic.MaxLen)
 	case c.InflightWindow < 0 || c.InflightWindow > 1024:
 		return fmt.Errorf("inflight window %d must be 1..1024", c.InflightWindow)
 	case c.QueueFullPolicy > PolicyDrop:

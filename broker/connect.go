@@ -98,7 +98,7 @@ func (b *Broker) handleWillTopic(r *request, s *session, out []Datagram) []Datag
 		s.will = will{}
 		return b.completeConnect(s, r, out)
 	}
-	if topic.ValidateName(string(p.WillTopic)) != nil {
+	if topic.ValidateName(string(p.WillTopic)) != nil || !b.topicFits(string(p.WillTopic)) {
 		// The CONNECT failed: end it as an abandoned will exchange ends (runTimers).
 		s.phase = phaseNone
 		s.pendingWill = will{}
@@ -142,8 +142,11 @@ func (b *Broker) handleWillTopicUpdate(r *request, s *session, out []Datagram) [
 	switch {
 	case len(p.WillTopic) == 0:
 		s.will = will{}
-	case topic.ValidateName(string(p.WillTopic)) != nil:
+	case topic.ValidateName(string(p.WillTopic)) != nil || !b.topicFits(string(p.WillTopic)):
 		rc = packet.NotSupported
+	case !b.recordRoom(s, len(p.WillTopic)-len(s.will.topic)):
+		b.limitHit(LimitSessionBytes, s.clientID)
+		rc = packet.Congestion
 	default:
 		s.will.set = true
 		s.will.topic = string(p.WillTopic)
@@ -159,10 +162,16 @@ func (b *Broker) handleWillMsgUpdate(r *request, s *session, out []Datagram) []D
 	if s == nil || !s.connected() {
 		return b.noSession(r, out)
 	}
-	s.will.set = true
-	s.will.msg = append(s.will.msg[:0], r.p.WillMsg...)
-	b.dirty(s)
-	b.reply(packet.WILLMSGRESP).ReturnCode = packet.Accepted
+	rc := packet.Accepted
+	if b.recordRoom(s, len(r.p.WillMsg)-len(s.will.msg)) {
+		s.will.set = true
+		s.will.msg = append(s.will.msg[:0], r.p.WillMsg...)
+		b.dirty(s)
+	} else {
+		b.limitHit(LimitSessionBytes, s.clientID)
+		rc = packet.Congestion
+	}
+	b.reply(packet.WILLMSGRESP).ReturnCode = rc
 	return b.emitTo(out, s, r.mark)
 }
 

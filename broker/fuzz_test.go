@@ -216,6 +216,9 @@ func (h *engineHarness) check(out []broker.Datagram, tick bool) {
 			h.t.Fatalf("%v never completed a CONNECT, sent it %d octets, received %d: amplification", d.Addr, h.tx[d.Addr], h.rx[d.Addr])
 		}
 	}
+	if err := broker.CheckTopicRefs(h.b); err != nil {
+		h.t.Fatal(err)
+	}
 	s := h.b.Stats()
 	var sessions int64
 	for st, n := range s.ClientsByState {

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"fmt"
-	"sort"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/journal"
@@ -161,7 +159,9 @@ func (b *Broker) Snapshot(dst []byte) []byte {
 	saved := b.journal
 	b.journal = dst
 	for id := 1; id < len(b.topics.names); id++ {
-		b.journalTopic(uint16(id), b.topics.names[id])
+		if name := b.topics.names[id]; name != "" {
+			b.journalTopic(uint16(id), name)
+		}
 	}
 	for name, rm := range b.retained {
 		b.journalRetain(name, rm)
@@ -183,166 +183,4 @@ func (b *Broker) Snapshot(dst []byte) []byte {
 	out := b.journal
 	b.journal = saved
 	return out
-}
-
-// Restore rebuilds state from records (a log or a snapshot), before the broker serves.
-// Persistent sessions come back disconnected (or asleep), with their owed deliveries
-// queued to be resent — with DUP where they had been sent — when their clients return.
-func (b *Broker) Restore(now time.Time, records []byte) error {
-	msgs := make(map[string]map[uint64]*message)
-	sessions := make(map[string]*session)
-	for off := 0; off < len(records); {
-		k, body, n, err := journal.Next(records[off:])
-		if err != nil {
-			return fmt.Errorf("broker: restore at offset %d: %w", off, err)
-		}
-		off += n
-		r := journal.Reader{B: body}
-		switch k {
-		case journal.KindTopic:
-			id, name := r.U16(), r.String()
-			if r.Err == nil && id != 0 {
-				for len(b.topics.names) <= int(id) {
-					b.topics.names = append(b.topics.names, "")
-				}
-				if b.topics.names[id] == "" {
-					b.c.gauges.topics.Add(1)
-				}
-				b.topics.names[id] = name
-				b.topics.byName[name] = id
-			}
-		case journal.KindRetain:
-			name, qos, data := r.String(), packet.QoS(r.U8()), r.Bytes()
-			if r.Err != nil {
-				break
-			}
-			_, had := b.retained[name]
-			switch {
-			case len(data) == 0 && had:
-				delete(b.retained, name)
-				b.c.gauges.retained.Add(-1)
-			case len(data) > 0:
-				if !had {
-					b.c.gauges.retained.Add(1)
-				}
-				b.retained[name] = &retainedMsg{data: data, qos: qos}
-			}
-		case journal.KindSession:
-			s := b.decodeSession(&r, sessions, now)
-			if r.Err == nil && s != nil {
-				sessions[s.clientID] = s
-			}
-		case journal.KindSessionDel:
-			id := r.String()
-			if s := sessions[id]; s != nil {
-				b.deleteSession(s)
-				delete(sessions, id)
-			}
-			delete(msgs, id)
-		case journal.KindMsg:
-			client, seq := r.String(), r.U64()
-			m := &message{topic: r.String(), topicID: r.U16(), qos: packet.QoS(r.U8()), retain: r.Bool(), own: true}
-			m.msgID, m.awaiting, m.data = r.U16(), packet.Type(r.U8()), r.Bytes()
-			if r.Err != nil {
-				break
-			}
-			m.seq = seq
-			m.dup = m.msgID != 0
-			if msgs[client] == nil {
-				msgs[client] = make(map[uint64]*message)
-			}
-			msgs[client][seq] = m
-			if seq > b.nextSeq {
-				b.nextSeq = seq
-			}
-		case journal.KindMsgDel:
-			client, seq := r.String(), r.U64()
-			delete(msgs[client], seq)
-		}
-		if r.Err != nil {
-			return fmt.Errorf("broker: restore %v record at offset %d: %w", k, off-n, r.Err)
-		}
-	}
-	for client, owed := range msgs {
-		s := sessions[client]
-		if s == nil {
-			continue
-		}
-		seqs := make([]uint64, 0, len(owed))
-		for seq := range owed {
-			seqs = append(seqs, seq)
-		}
-		sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-		for _, seq := range seqs {
-			m := owed[seq]
-			if !b.resolve(m) {
-				continue
-			}
-			s.out.push(m)
-		}
-	}
-	for _, s := range sessions {
-		s.persisted = true
-		b.scheduleIfLive(s)
-	}
-	return nil
-}
-
-func (b *Broker) decodeSession(r *journal.Reader, seen map[string]*session, now time.Time) *session {
-	id := r.String()
-	st := State(r.U8())
-	keepAlive := time.Duration(r.U32()) * time.Second
-	sleepFor := time.Duration(r.U32()) * time.Second
-	nextMsgID := r.U16()
-	w := will{set: r.Bool(), topic: r.String(), msg: r.Bytes(), qos: packet.QoS(r.U8()), retain: r.Bool()}
-	if r.Err != nil {
-		return nil
-	}
-	s := seen[id]
-	if s == nil {
-		if s = b.byClientID[id]; s == nil {
-			s = b.newSession(id)
-		}
-	}
-	// A session record replaces the previous one: reset what it lists.
-	for f := range s.filters {
-		if b.subs.Remove(f, s.sid) {
-			b.c.gauges.subscriptions.Add(-1)
-		}
-	}
-	s.filters, s.known, s.qos2In = nil, nil, nil
-	s.keepAlive, s.sleepFor, s.out.nextID, s.will = keepAlive, sleepFor, nextMsgID, w
-	for n := r.U32(); n > 0 && r.Err == nil; n-- {
-		f, q := r.String(), r.U8()
-		if r.Err != nil {
-			break
-		}
-		if s.filters == nil {
-			s.filters = make(map[string]uint8)
-		}
-		s.filters[f] = q
-		if b.subs.Add(f, s.sid, q) {
-			b.c.gauges.subscriptions.Add(1)
-		}
-	}
-	for n := r.U32(); n > 0 && r.Err == nil; n-- {
-		if id := r.U16(); r.Err == nil {
-			b.markKnown(s, id)
-		}
-	}
-	for n := r.U32(); n > 0 && r.Err == nil; n-- {
-		if id, sum := r.U16(), r.U64(); r.Err == nil {
-			if s.qos2In == nil {
-				s.qos2In = make(map[uint16]uint64)
-			}
-			s.qos2In[id] = sum
-		}
-	}
-	if st == StateAsleep && sleepFor > 0 {
-		b.setState(s, StateAsleep)
-		s.sleepUntil = now.Add(grace(sleepFor))
-	} else {
-		b.setState(s, StateDisconnected)
-	}
-	return s
 }

@@ -23,8 +23,8 @@ func newPersistHarness(t *testing.T, log []byte) *persistHarness {
 		t.Fatal(err)
 	}
 	h := &persistHarness{t: t, b: b, now: time.Unix(5000, 0)}
-	if err := b.Restore(h.now, log); err != nil {
-		t.Fatal(err)
+	if rep := b.Restore(h.now, log); rep.Undecodable != 0 || rep.Dropped() != 0 {
+		t.Fatalf("restore: %+v", rep)
 	}
 	h.log = append([]byte(nil), log...)
 	h.log = append(h.log, b.TakeJournal()...)

@@ -236,7 +236,7 @@ func (m *message) owned() *message {
 // needs none) and, for QoS 1/2, the inflight window has room.
 func (b *Broker) canSendNow(s *session, m *message, q packet.QoS) bool {
 	if m.idType == packet.TopicNormal {
-		if _, ok := s.known[m.topicID]; !ok {
+		if _, ok := s.known[m.topicID]; !ok || !b.topics.is(m.topicID, m.topic) {
 			return false
 		}
 	}
@@ -305,6 +305,14 @@ func (b *Broker) pump(s *session, now time.Time, out []Datagram) []Datagram {
 func (b *Broker) drain(s *session, now time.Time, out []Datagram) []Datagram {
 	for s.out.queued() > 0 {
 		m := s.out.head()
+		if m.idType == packet.TopicNormal && !b.topics.is(m.topicID, m.topic) {
+			// Its id was freed (and maybe reused) while it waited: take the current one.
+			if m.topicID = 0; !b.resolve(m) {
+				b.journalMsgDel(s, m)
+				s.out.pop()
+				continue
+			}
+		}
 		if m.idType == packet.TopicNormal {
 			if _, refused := s.refused[m.topicID]; refused {
 				b.journalMsgDel(s, m)
@@ -339,15 +347,15 @@ func (b *Broker) drain(s *session, now time.Time, out []Datagram) []Datagram {
 // sendRegister sends REGISTER for topicID; msgID 0 starts a new registration, any other
 // value is a retransmission, which keeps its msg id and retry count.
 func (b *Broker) sendRegister(s *session, topicID, msgID uint16, now time.Time, mark uint64, out []Datagram) []Datagram {
-	name, _ := b.topics.name(topicID)
 	if msgID == 0 {
-		s.reg = &pendingRegister{msgID: s.newMsgID(), topicID: topicID}
+		name, _ := b.topics.name(topicID)
+		s.reg = &pendingRegister{msgID: s.newMsgID(), topicID: topicID, name: name}
 	}
 	s.reg.deadline = now.Add(b.cfg.RetryInterval)
 	b.schedule(s)
 	q := b.reply(packet.REGISTER)
 	q.TopicID, q.MsgID = topicID, s.reg.msgID
-	q.TopicName = append(q.TopicName[:0], name...)
+	q.TopicName = append(q.TopicName[:0], s.reg.name...) // a resend names what the first did
 	return b.emitTo(out, s, mark)
 }
 
@@ -460,10 +468,10 @@ func (b *Broker) handlePuback(r *request, s *session, out []Datagram) []Datagram
 		if in.msg == nil && len(in.buf) >= in.dupAt+3 && packet.Flags(in.buf[in.dupAt]).TopicIDType() == packet.TopicNormal {
 			// A clean session keeps no copy to resend: forget the mapping, so that the
 			// next delivery on the topic registers it again.
-			delete(s.known, uint16(in.buf[in.dupAt+1])<<8|uint16(in.buf[in.dupAt+2]))
+			b.forgetKnown(s, uint16(in.buf[in.dupAt+1])<<8|uint16(in.buf[in.dupAt+2]))
 		}
 		if in.msg != nil && !in.msg.reRegistered && in.msg.idType == packet.TopicNormal {
-			delete(s.known, in.msg.topicID)
+			b.forgetKnown(s, in.msg.topicID)
 			m := *in.msg
 			m.reRegistered, m.dup, m.msgID = true, false, 0
 			s.out.pushFront(&m)

@@ -47,7 +47,9 @@ type session struct {
 
 	known   map[uint16]struct{} // normal topic ids this client has been told (REGISTER/REGACK/SUBACK)
 	refused map[uint16]struct{} // topic ids the client refused with REGACK
-	filters map[string]uint8    // subscription filter → granted QoS
+	filters map[string]uint8    // subscription filter → granted QoS (addFilter, removeFilter)
+	// filterOctets is what filters adds to the session record (limits.go).
+	filterOctets int
 
 	out      outbox // queue, in-flight window, message ids (outbox.go)
 	reg      *pendingRegister
@@ -84,6 +86,7 @@ type releasedQoS2 struct {
 type pendingRegister struct {
 	msgID    uint16
 	topicID  uint16
+	name     string // the name sent: the id may be freed and reused before the REGACK
 	retries  int
 	deadline time.Time
 	// challenge: sent only to prove the address (amplification.go), for a topic the
@@ -162,14 +165,8 @@ func (b *Broker) unbind(s *session) {
 // wipe forgets everything a clean session must not keep: subscriptions,
 // registrations, queued and inflight deliveries, QoS 2 state and the will.
 func (b *Broker) wipe(s *session) {
-	for f := range s.filters {
-		if b.subs.Remove(f, s.sid) {
-			b.c.gauges.subscriptions.Add(-1)
-		}
-	}
-	s.filters = nil
-	s.known = nil
-	s.refused = nil
+	b.clearFilters(s)
+	b.clearKnown(s)
 	s.out.reset()
 	s.reg = nil
 	s.qos2In = nil

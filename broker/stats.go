@@ -57,13 +57,16 @@ const (
 	LimitQoS2Incoming
 	LimitPayload
 	LimitRetained
-	LimitHold // a publication held for back-pressure past MaxHoldTime, or beyond MaxHeldPerClient
+	LimitHold         // a publication held for back-pressure past MaxHoldTime, or beyond MaxHeldPerClient
+	LimitTopicLength  // a topic name or filter longer than MaxTopicLength or deeper than MaxTopicLevels
+	LimitSessionBytes // a request that would grow a session's durable record past maxSessionRecord
 	NumLimits
 )
 
 var limitNames = [NumLimits]string{
 	"clients", "topics", "topics_per_client", "subscriptions_per_client", "queue_per_client",
 	"sleep_buffer", "qos2_incoming", "payload", "retained", "publish_hold",
+	"topic_length", "session_bytes",
 }
 
 func (l Limit) String() string {
@@ -87,6 +90,7 @@ type counters struct {
 	deliveries        atomic.Uint64
 	willsPublished    atomic.Uint64
 	takeovers         atomic.Uint64
+	topicsFreed       atomic.Uint64
 	broadcasts        atomic.Uint64
 	gauges            gauges
 }
@@ -115,6 +119,7 @@ type Stats struct {
 	WillsPublished      uint64
 	Takeovers           uint64
 	Broadcasts          uint64
+	TopicsFreed         uint64 // topic ids freed because nothing referenced them any more
 
 	ClientsByState [numStates]int64 // indexed by State
 	Topics         int64            // registered topic names
@@ -149,6 +154,7 @@ func (b *Broker) Stats() Stats {
 	s.Deliveries = c.deliveries.Load()
 	s.WillsPublished = c.willsPublished.Load()
 	s.Takeovers = c.takeovers.Load()
+	s.TopicsFreed = c.topicsFreed.Load()
 	s.Broadcasts = c.broadcasts.Load()
 	g := &c.gauges
 	for i := range g.clients {

@@ -30,22 +30,11 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 		switch {
 		case topic.ValidateFilter(filter) != nil:
 			rc = packet.InvalidTopicID
-		case topic.IsWildcard(filter):
-		default:
-			if pid, ok := b.predefByName[filter]; ok {
-				// Delivered by its pre-defined id; tell the client so.
-				id = pid
-				break
-			}
-			if topic.IsShortName(filter) {
-				id = topic.ShortID(filter)
-				break
-			}
-			var ok bool
-			if id, ok = b.register(filter); !ok {
-				b.limitHit(LimitTopics, s.clientID)
-				rc = packet.Congestion
-			}
+		case !b.topicFits(filter):
+			// A property of the request, not of the broker's load: 0x03, since a
+			// client told "congestion" would retry the same filter for ever.
+			b.limitHit(LimitTopicLength, s.clientID)
+			rc = packet.NotSupported
 		}
 	case packet.TopicPredefined:
 		name, ok := b.cfg.Predefined[p.TopicID]
@@ -63,10 +52,31 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 		b.c.drops[DropDenied].Add(1)
 		rc = packet.NotSupported
 	}
-	if rc == packet.Accepted {
-		if _, exists := s.filters[filter]; !exists && len(s.filters) >= b.cfg.MaxSubsPerClient {
+	if _, exists := s.filters[filter]; rc == packet.Accepted && !exists {
+		switch {
+		case len(s.filters) >= b.cfg.MaxSubsPerClient:
 			b.limitHit(LimitSubsPerClient, s.clientID)
 			rc = packet.Congestion
+		case !b.recordRoom(s, filterEntryLen+len(filter)+knownEntryLen):
+			// The session record would outgrow what the journal can read back.
+			b.limitHit(LimitSessionBytes, s.clientID)
+			rc = packet.Congestion
+		}
+	}
+	if rc == packet.Accepted && p.Flags.TopicIDType() == packet.TopicNormal && !topic.IsWildcard(filter) {
+		if pid, ok := b.predefByName[filter]; ok {
+			id = pid // delivered by its pre-defined id; tell the client so
+		} else if topic.IsShortName(filter) {
+			id = topic.ShortID(filter)
+		} else if len(s.known) >= b.cfg.MaxTopicsPerClient && !b.knows(s, filter) {
+			b.limitHit(LimitTopicsPerClient, s.clientID)
+			rc = packet.Congestion
+		} else {
+			var ok bool
+			if id, ok = b.register(filter); !ok {
+				b.limitHit(LimitTopics, s.clientID)
+				rc = packet.Congestion
+			}
 		}
 	}
 	if rc != packet.Accepted {
@@ -84,14 +94,8 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 			b.markKnown(s, id)
 		}
 	}
-	if s.filters == nil {
-		s.filters = make(map[string]uint8)
-	}
-	s.filters[filter] = uint8(granted)
+	b.addFilter(s, filter, uint8(granted))
 	b.dirty(s)
-	if b.subs.Add(filter, s.sid, uint8(granted)) {
-		b.c.gauges.subscriptions.Add(1)
-	}
 	return b.sendRetained(s, filter, granted, r.now, out)
 }
 
@@ -161,6 +165,7 @@ func (b *Broker) storeRetained(m *message) {
 			delete(b.retained, m.topic)
 			b.c.gauges.retained.Add(-1)
 			b.journalRetain(m.topic, nil)
+			b.retainRef(m.topic, -1)
 		}
 		return
 	}
@@ -174,6 +179,7 @@ func (b *Broker) storeRetained(m *message) {
 		rm = &retainedMsg{}
 		b.retained[m.topic] = rm
 		b.c.gauges.retained.Add(1)
+		b.retainRef(m.topic, 1)
 	}
 	// A fresh slice: queued deliveries of the previous value may still share the old one.
 	rm.data = append([]byte(nil), m.data...)
@@ -197,12 +203,8 @@ func (b *Broker) handleUnsubscribe(r *request, s *session, out []Datagram) []Dat
 	case packet.TopicShort:
 		filter = b.topics.shortName(p.TopicID)
 	}
-	if _, ok := s.filters[filter]; ok {
-		delete(s.filters, filter)
+	if b.removeFilter(s, filter) {
 		b.dirty(s)
-		if b.subs.Remove(filter, s.sid) {
-			b.c.gauges.subscriptions.Add(-1)
-		}
 		b.heldWake = true // publications held for this subscriber may no longer need it
 	}
 	b.reply(packet.UNSUBACK).MsgID = p.MsgID

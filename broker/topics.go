@@ -8,15 +8,29 @@ import (
 // topicTable assigns normal topic ids. The ids are global rather than per client, so a
 // delivery fanned out to many subscribers uses the same id for all of them; each
 // session records which ids its client has been told (session.known).
+//
+// Ids come back: each id counts its references — the sessions whose client was told it
+// (markKnown, released by forgetKnown and wipe) and a retained message on its name —
+// and one whose count falls to zero is freed at once, to be reused for another name.
+// An id assigned that nobody was ever told (a will's or an injected topic's, for a
+// delivery that needed none) is freed by a sweep when the table is full. Nothing else
+// pins an id: a delivery queued under one checks, before it is sent, that the id still
+// names its topic, and takes a fresh one if not (resolve, drain); a REGISTER in flight
+// carries its name, and its REGACK is only taken for that name (handleRegack).
 type topicTable struct {
 	byName map[string]uint16
-	names  []string // indexed by id; names[0] is unused (0x0000 is reserved)
+	names  []string // indexed by id; names[0] is unused (0x0000 is reserved); "" is free
+	refs   []int32  // references per id
+	free   []uint16 // freed ids, reused before the table grows
+	n      int      // ids assigned
+	unref  int      // ids assigned whose count is zero (candidates for the sweep)
 	short  map[uint16]string
 }
 
 func (t *topicTable) init() {
 	t.byName = make(map[string]uint16)
 	t.names = []string{""}
+	t.refs = []int32{0}
 	t.short = make(map[uint16]string)
 }
 
@@ -26,10 +40,54 @@ func (t *topicTable) lookup(name string) (uint16, bool) {
 }
 
 func (t *topicTable) name(id uint16) (string, bool) {
-	if int(id) < len(t.names) && id != 0 {
+	if int(id) < len(t.names) && id != 0 && t.names[id] != "" {
 		return t.names[id], true
 	}
 	return "", false
+}
+
+// is reports whether id is assigned to name now.
+func (t *topicTable) is(id uint16, name string) bool {
+	return id != 0 && int(id) < len(t.names) && t.names[id] == name
+}
+
+func (t *topicTable) count() int { return t.n }
+
+// assign gives name the id (both free), for register and Restore.
+func (t *topicTable) assign(id uint16, name string) {
+	for len(t.names) <= int(id) {
+		t.free = append(t.free, uint16(len(t.names)))
+		t.names = append(t.names, "")
+		t.refs = append(t.refs, 0)
+	}
+	if i := slicesIndex(t.free, id); i >= 0 {
+		t.free = append(t.free[:i], t.free[i+1:]...)
+	}
+	t.names[id] = name
+	t.refs[id] = 0
+	t.byName[name] = id
+	t.n++
+	t.unref++
+}
+
+// release frees id: its name has no id any more.
+func (t *topicTable) release(id uint16) {
+	delete(t.byName, t.names[id])
+	t.names[id] = ""
+	t.refs[id] = 0
+	t.free = append(t.free, id)
+	t.n--
+	t.unref--
+}
+
+// slicesIndex finds v in s from the end (where assign usually finds it).
+func slicesIndex(s []uint16, v uint16) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
 }
 
 // shortName interns the two-character name of a short topic id, so publishing on
@@ -75,21 +133,84 @@ type retainedMsg struct {
 }
 
 // register returns the id of name, assigning one if needed. ok is false when the table
-// is full (MaxTopics).
+// is full (MaxTopics) even after the ids nobody references were freed.
 func (b *Broker) register(name string) (id uint16, ok bool) {
-	if id, ok := b.topics.byName[name]; ok {
+	t := &b.topics
+	if id, ok := t.byName[name]; ok {
 		return id, true
 	}
-	if len(b.topics.names)-1 >= b.cfg.MaxTopics {
+	if t.n >= b.cfg.MaxTopics {
+		b.sweepTopics()
+		if t.n >= b.cfg.MaxTopics {
+			return 0, false
+		}
+	}
+	if n := len(t.free); n > 0 {
+		id = t.free[n-1]
+	} else if len(t.names) <= 65534 {
+		id = uint16(len(t.names))
+	} else {
 		return 0, false
 	}
-	id = uint16(len(b.topics.names))
-	b.topics.names = append(b.topics.names, name)
-	b.topics.byName[name] = id
+	t.assign(id, name)
 	b.c.gauges.topics.Add(1)
 	b.journalTopic(id, name)
+	if _, ok := b.retained[name]; ok {
+		b.ref(id, 1)
+	}
 	return id, true
 }
+
+// ref moves id's reference count by d, freeing it when nothing references it.
+func (b *Broker) ref(id uint16, d int32) {
+	t := &b.topics
+	if id == 0 || int(id) >= len(t.names) || t.names[id] == "" {
+		return
+	}
+	was, now := t.refs[id], t.refs[id]+d
+	if now <= 0 {
+		if was > 0 {
+			t.unref++ // counted as unreferenced for the moment release uncounts it
+		}
+		b.topicFreed(id)
+		return
+	}
+	t.refs[id] = now
+	if was == 0 {
+		t.unref--
+	}
+}
+
+// retainRef moves the reference a retained message on name holds on its id (if any).
+func (b *Broker) retainRef(name string, d int32) {
+	if id, ok := b.topics.byName[name]; ok {
+		b.ref(id, d)
+	}
+}
+
+func (b *Broker) topicFreed(id uint16) {
+	b.topics.release(id)
+	b.c.gauges.topics.Add(-1)
+	b.c.topicsFreed.Add(1)
+}
+
+// sweepTopics frees every assigned id nothing references (once per id assigned
+// unreferenced, so a full table of referenced ids costs nothing more per REGISTER).
+func (b *Broker) sweepTopics() {
+	t := &b.topics
+	if t.unref == 0 {
+		return
+	}
+	for id := 1; id < len(t.names); id++ {
+		if t.names[id] != "" && t.refs[id] == 0 {
+			b.topicFreed(uint16(id))
+		}
+	}
+	t.unref = 0
+}
+
+// releaseUnused frees every id nothing references (after Restore).
+func (b *Broker) releaseUnused() { b.sweepTopics() }
 
 // handleRegister: a client asks for the id of a topic name (6.9).
 func (b *Broker) handleRegister(r *request, s *session, out []Datagram) []Datagram {
@@ -101,6 +222,9 @@ func (b *Broker) handleRegister(r *request, s *session, out []Datagram) []Datagr
 	name := string(p.TopicName)
 	switch {
 	case topic.ValidateName(name) != nil:
+		rc = packet.NotSupported
+	case !b.topicFits(name):
+		b.limitHit(LimitTopicLength, s.clientID)
 		rc = packet.NotSupported
 	case len(s.known) >= b.cfg.MaxTopicsPerClient && !b.knows(s, name):
 		rc = packet.Congestion
@@ -134,9 +258,33 @@ func (b *Broker) markKnown(s *session, id uint16) {
 	}
 	if _, ok := s.known[id]; !ok {
 		s.known[id] = struct{}{}
+		b.ref(id, 1)
 		b.dirty(s)
 	}
-	delete(s.refused, id)
+	if _, ok := s.refused[id]; ok {
+		delete(s.refused, id)
+		b.ref(id, -1)
+	}
+}
+
+// forgetKnown forgets that s's client was told id.
+func (b *Broker) forgetKnown(s *session, id uint16) {
+	if _, ok := s.known[id]; ok {
+		delete(s.known, id)
+		b.ref(id, -1)
+		b.dirty(s)
+	}
+}
+
+// clearKnown forgets every id s's client was told.
+func (b *Broker) clearKnown(s *session) {
+	for id := range s.known {
+		b.ref(id, -1)
+	}
+	for id := range s.refused {
+		b.ref(id, -1)
+	}
+	s.known, s.refused = nil, nil
 }
 
 // handleRegack: the client's answer to the broker's REGISTER (6.10).
@@ -155,7 +303,9 @@ func (b *Broker) handleRegack(r *request, s *session, out []Datagram) []Datagram
 	switch p.ReturnCode {
 	case packet.Accepted:
 		s.reg = nil
-		b.markKnown(s, reg.topicID)
+		if b.topics.is(reg.topicID, reg.name) {
+			b.markKnown(s, reg.topicID) // else the id went to another name meanwhile: the queue re-resolves
+		}
 	case packet.Congestion:
 		// Try again after T_RETRY; the retry is not counted against N_RETRY.
 		reg.deadline = r.now.Add(b.cfg.RetryInterval)
@@ -168,7 +318,10 @@ func (b *Broker) handleRegack(r *request, s *session, out []Datagram) []Datagram
 		if s.refused == nil {
 			s.refused = make(map[uint16]struct{})
 		}
-		s.refused[reg.topicID] = struct{}{}
+		if _, ok := s.refused[reg.topicID]; !ok && b.topics.is(reg.topicID, reg.name) {
+			s.refused[reg.topicID] = struct{}{} // holds the id: a reuse must not inherit the refusal
+			b.ref(reg.topicID, 1)
+		}
 		b.dropQueuedTopic(s, reg.topicID)
 	}
 	return b.pump(s, r.now, out)
@@ -195,7 +348,7 @@ func (b *Broker) resolve(m *message) bool {
 		return true
 	}
 	m.idType = packet.TopicNormal
-	if m.topicID == 0 {
+	if m.topicID == 0 || !b.topics.is(m.topicID, m.topic) {
 		id, ok := b.register(m.topic)
 		if !ok {
 			b.limitHit(LimitTopics, "")

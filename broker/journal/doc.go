@@ -11,6 +11,8 @@
 //
 //	length uint32 (big endian, of kind+body) | crc32c uint32 (of kind+body) | kind uint8 | body
 //
-// so a torn or corrupt tail is detected record by record: recovery keeps every record
-// before the first bad one and reports the file and offset of the damage.
+// so damage is detected record by record. Recovery (Recover, Open) skips each damaged
+// stretch — resynchronising on the framing and checksum — and keeps every valid record
+// before and after it, reporting where the damage was and how much was discarded. The
+// writer refuses a record the reader would reject (Check), so the log never holds one.
 package journal

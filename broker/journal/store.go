@@ -55,18 +55,20 @@ type File interface {
 	Close() error
 }
 
-// Damage describes a log whose tail could not be read.
+// Damage describes a log in which some records could not be read.
 type Damage struct {
 	Path      string
-	Offset    int64  // octets kept; everything from here on was unreadable
-	Discarded int64  // octets dropped
+	Offset    int64  // where the first damaged region starts
+	Discarded int64  // octets skipped, over every region
+	Regions   int    // damaged regions skipped (a torn tail is one)
+	Kept      int64  // octets of valid records kept, including those after the damage
 	SavedAs   string // where the damaged file was copied for inspection ("" if not)
-	Err       error
+	Err       error  // why the first damaged record did not read
 }
 
 func (d *Damage) Error() string {
-	return fmt.Sprintf("%s: unreadable from offset %d (%d octets discarded, copy kept at %s): %v",
-		d.Path, d.Offset, d.Discarded, d.SavedAs, d.Err)
+	return fmt.Sprintf("%s: %d damaged region(s) from offset %d skipped (%d octets discarded, %d kept, copy kept at %s): %v",
+		d.Path, d.Regions, d.Offset, d.Discarded, d.Kept, d.SavedAs, d.Err)
 }
 
 // Store is an append-only log file of records.
@@ -79,27 +81,36 @@ type Store struct {
 	dirty        bool
 	lastSync     time.Time
 	Syncs        uint64 // fsync calls, for metrics
+	// Written counts every octet written to the log's files: appended batches and
+	// compaction snapshots (Appended: the batches alone), so a caller can measure the
+	// write amplification of its compaction policy.
+	Written, Appended uint64
+	Compactions       uint64
 }
 
 // Open opens (creating if needed) the log at path and recovers it: it returns the
-// valid records, in order, and a *Damage if the tail was corrupt or truncated. A
-// damaged log is cut back to its valid prefix (after a copy is saved beside it) so that
-// the broker starts with what it could recover instead of refusing to serve.
+// valid records, in order, and a *Damage if some could not be read. Recovery skips
+// each damaged region and keeps every valid record after it (Recover); a damaged log
+// is then replaced (after a copy is saved beside it) by the records kept, so that the
+// broker starts with everything it could recover instead of refusing to serve.
 func Open(path string, policy Policy) (*Store, []byte, *Damage, error) {
 	data, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, nil, nil, fmt.Errorf("journal: %w", err)
 	}
-	valid, derr := Scan(data)
+	valid, regions := Recover(data)
 	var damage *Damage
-	if derr != nil {
-		damage = &Damage{Path: path, Offset: int64(len(valid)), Discarded: int64(len(data) - len(valid)), Err: derr}
+	if len(regions) > 0 {
+		damage = &Damage{Path: path, Offset: regions[0].Offset, Regions: len(regions), Kept: int64(len(valid)), Err: regions[0].Err}
+		for _, r := range regions {
+			damage.Discarded += r.Len
+		}
 		saved := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
 		if werr := os.WriteFile(saved, data, 0o600); werr == nil {
 			damage.SavedAs = saved
 		}
-		if err := os.Truncate(path, int64(len(valid))); err != nil {
-			return nil, nil, damage, fmt.Errorf("journal: cutting %s back to %d octets: %w", path, len(valid), err)
+		if err := replaceFile(path, valid); err != nil {
+			return nil, nil, damage, fmt.Errorf("journal: rewriting %s with the %d octets recovered: %w", path, len(valid), err)
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -134,13 +145,22 @@ func Scan(data []byte) ([]byte, error) {
 
 // Append writes a batch of records and, under the strict policy, syncs it before
 // returning.
+//
+// A batch holding a record the reader would reject (larger than MaxRecord, or not
+// whole) is refused with an error wrapping ErrTooLarge or ErrCorrupt and nothing of it
+// is written: the log never holds what recovery would call damage.
 func (s *Store) Append(batch []byte, now time.Time) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	if err := Check(batch); err != nil {
+		return fmt.Errorf("journal: refusing a batch for %s: %w", s.path, err)
+	}
 	if _, err := s.f.Write(batch); err != nil {
 		return fmt.Errorf("journal: writing %s: %w", s.path, err)
 	}
+	s.Written += uint64(len(batch))
+	s.Appended += uint64(len(batch))
 	s.size += int64(len(batch))
 	s.dirty = true
 	switch s.policy {
@@ -178,25 +198,11 @@ func (s *Store) Compact(snapshot []byte) error {
 	if s.path == "" {
 		return nil
 	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, snapshot, 0o600); err != nil {
-		return fmt.Errorf("journal: compacting: %w", err)
+	if err := Check(snapshot); err != nil {
+		return fmt.Errorf("journal: refusing a snapshot for %s: %w", s.path, err)
 	}
-	tf, err := os.OpenFile(tmp, os.O_WRONLY, 0)
-	if err != nil {
+	if err := replaceFile(s.path, snapshot); err != nil {
 		return fmt.Errorf("journal: compacting: %w", err)
-	}
-	if err := tf.Sync(); err != nil {
-		tf.Close()
-		return fmt.Errorf("journal: compacting: %w", err)
-	}
-	tf.Close()
-	if err := os.Rename(tmp, s.path); err != nil {
-		return fmt.Errorf("journal: compacting: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	s.f.Close()
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
@@ -204,6 +210,37 @@ func (s *Store) Compact(snapshot []byte) error {
 		return fmt.Errorf("journal: reopening %s: %w", s.path, err)
 	}
 	s.f, s.size, s.dirty = f, int64(len(snapshot)), false
+	s.Written += uint64(len(snapshot))
+	s.Compactions++
+	return nil
+}
+
+// replaceFile atomically replaces path with data: a temporary file written and
+// synced, renamed over path, the directory synced.
+func replaceFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	tf, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := tf.Write(data); err != nil {
+		tf.Close()
+		return err
+	}
+	if err := tf.Sync(); err != nil {
+		tf.Close()
+		return err
+	}
+	if err := tf.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	return nil
 }
 
