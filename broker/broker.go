@@ -19,6 +19,8 @@ type Broker struct {
 	byClientID map[string]*session
 	byPeer     map[peerKey]*session
 	live       int // sessions in use, for MaxClients
+	perAddr    map[netip.Addr]int // sessions bound per IP address, for MaxClientsPerAddress
+	connecting int                // sessions in a will exchange, for MaxConnecting
 
 	topics       topicTable
 	subs         *topic.Index
@@ -61,6 +63,7 @@ func New(cfg Config) (*Broker, error) {
 		cfg:          cfg,
 		byClientID:   make(map[string]*session),
 		byPeer:       make(map[peerKey]*session),
+		perAddr:      make(map[netip.Addr]int),
 		subs:         topic.NewIndex(),
 		retained:     make(map[string]*retainedMsg),
 		predefByName: make(map[string]uint16, len(cfg.Predefined)),

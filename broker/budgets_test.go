@@ -248,3 +248,55 @@ func (h *jHarness) send(from netip.AddrPort, p packet.Packet) []packet.Packet {
 }
 
 func packetAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// Attack 5: one address cannot take every client slot; half-open will exchanges are
+// bounded and time out; silence (keep-alive 0 included) ends at max_keepalive.
+func TestClientSlotsComeBack(t *testing.T) {
+	n := newNet(t, broker.Config{MaxClientsPerAddress: 3, MaxConnecting: 2, ConnectTimeout: 5 * time.Second, MaxKeepAlive: time.Minute})
+	var first *brokertest.Client
+	for i := 0; i < 4; i++ {
+		c := n.NewClient(fmt.Sprint("a", i), fmt.Sprintf("10.0.0.1:%d", 2000+i))
+		if i == 0 {
+			first = c
+		}
+		c.Send(connectPkt(c.Name, packet.FlagCleanSession, 0))
+		rc := packet.Accepted
+		if i == 3 {
+			rc = packet.Congestion
+		}
+		c.Expect(t, packet.CONNACK, brokertest.RC(rc))
+	}
+	// Another address is not affected; reconnecting from a port already counted is.
+	other := n.NewClient("other", addr2)
+	other.Connect(t, brokertest.ConnectOptions{KeepAlive: 30})
+	first.Connect(t, brokertest.ConnectOptions{})
+
+	// Half-open will exchanges: MaxConnecting at once, then congestion until they end.
+	for i := 0; i < 3; i++ {
+		h := n.NewClient(fmt.Sprint("h", i), fmt.Sprintf("10.0.5.%d:1000", i+1))
+		h.Send(connectPkt(h.Name, packet.FlagCleanSession|packet.FlagWill, 60))
+		if i < 2 {
+			h.Expect(t, packet.WILLTOPICREQ)
+		} else {
+			h.Expect(t, packet.CONNACK, brokertest.RC(packet.Congestion))
+		}
+	}
+	n.Advance(6 * time.Second) // ConnectTimeout: the two are abandoned
+	late := n.NewClient("late", "10.0.5.9:1000")
+	late.Connect(t, brokertest.ConnectOptions{Will: true, WillTopic: "w", WillMsg: "x", KeepAlive: 30})
+	if s := n.Stats(); s.LimitsHit[broker.LimitClientsPerAddress] != 1 || s.LimitsHit[broker.LimitConnecting] != 1 {
+		t.Errorf("limits hit: per address %d, connecting %d", s.LimitsHit[broker.LimitClientsPerAddress], s.LimitsHit[broker.LimitConnecting])
+	}
+	// The silent clients of 10.0.0.1 (keep-alive 0) are lost after max_keepalive
+	// (1 min, +10%); the ones that ping stay.
+	for i := 0; i < 8; i++ {
+		n.Advance(10 * time.Second)
+		other.Send(pingPkt(""))
+		late.Send(pingPkt(""))
+	}
+	if _, total := clients(n.Stats()); total != 2 {
+		t.Errorf("%d sessions after 80 s, want the 2 that kept talking", total)
+	}
+	fresh := n.NewClient("fresh", "10.0.0.1:3000")
+	fresh.Connect(t, brokertest.ConnectOptions{})
+}

@@ -40,6 +40,17 @@ type Config struct {
 	MaxTopicLevels     int  // levels ('/'-separated) of a topic name or filter; REGACK/SUBACK 0x03 beyond
 	RequireSameAddress bool // refuse a takeover or wake-up of a session from a different address
 
+	// Client slots that come back (docs/config.md, "Limits"). MaxClientsPerAddress
+	// bounds the sessions bound to one IP address (any port or forwarder node);
+	// MaxConnecting the CONNECTs whose will exchange is unfinished, abandoned after
+	// ConnectTimeout; both answer CONNACK congestion beyond. MaxKeepAlive caps the
+	// keep-alive a client announces, and is the keep-alive of one that announces 0
+	// (none), so that a slot held by silence is reclaimed.
+	MaxClientsPerAddress int
+	MaxConnecting        int
+	ConnectTimeout       time.Duration
+	MaxKeepAlive         time.Duration
+
 	// QueueFullPolicy says what a client's QoS 1/2 PUBLISH meets when a matching
 	// connected subscriber's outbox is full (MaxQueuedPerClient): PolicyBlock (the
 	// default) holds it, unacknowledged, until there is room; PolicyDrop delivers it
@@ -142,6 +153,11 @@ func Defaults() Config {
 		MaxAmplification:   3,
 		MaxHeldPerClient:   32,
 		MaxHoldTime:        30 * time.Second,
+
+		MaxClientsPerAddress: 2000,
+		MaxConnecting:        100,
+		ConnectTimeout:       30 * time.Second,
+		MaxKeepAlive:         time.Hour,
 	}
 }
 
@@ -183,6 +199,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxHoldTime == 0 {
 		c.MaxHoldTime = d.MaxHoldTime
 	}
+	setInt(&c.MaxClientsPerAddress, d.MaxClientsPerAddress)
+	setInt(&c.MaxConnecting, d.MaxConnecting)
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = d.ConnectTimeout
+	}
+	if c.MaxKeepAlive == 0 {
+		c.MaxKeepAlive = d.MaxKeepAlive
+	}
 	return c
 }
 
@@ -214,6 +238,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max held per client %d must be positive", c.MaxHeldPerClient)
 	case c.MaxHoldTime < 0:
 		return fmt.Errorf("max hold time %v must be positive", c.MaxHoldTime)
+	case c.MaxClientsPerAddress < 0 || c.MaxConnecting < 0:
+		return fmt.Errorf("max clients per address %d and max connecting %d must be positive", c.MaxClientsPerAddress, c.MaxConnecting)
+	case c.ConnectTimeout < 0:
+		return fmt.Errorf("connect timeout %v must be positive", c.ConnectTimeout)
+	case c.MaxKeepAlive < 0 || c.MaxKeepAlive > 65535*time.Second:
+		return fmt.Errorf("max keep-alive %v must be 1s..18h12m15s (the 16-bit Duration field)", c.MaxKeepAlive)
 	}
 	if c.Access != nil {
 		if err := c.Access.Validate(); err != nil {

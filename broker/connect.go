@@ -19,6 +19,9 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 		return b.connack(out, &r.from, packet.NotSupported, r.mark)
 	}
 	s := b.byClientID[string(p.ClientID)]
+	if rc, ok := b.admitConnect(r, cur, s); !ok {
+		return b.connack(out, &r.from, rc, r.mark)
+	}
 	if s == nil {
 		if b.live >= b.cfg.MaxClients {
 			b.limitHit(LimitClients, string(p.ClientID))
@@ -46,6 +49,11 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 	}
 	s.lastHeard = r.now
 	s.keepAlive = time.Duration(p.Duration) * time.Second
+	if s.keepAlive == 0 || s.keepAlive > b.cfg.MaxKeepAlive {
+		// No keep-alive, or a longer one than the broker grants: max_keepalive, so a
+		// slot held by silence comes back (docs/config.md).
+		s.keepAlive = b.cfg.MaxKeepAlive
+	}
 	s.clean = p.Flags.CleanSession()
 	if s.clean {
 		b.wipe(s)
@@ -57,17 +65,39 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 	}
 	b.setState(s, StateDisconnected)
 	if p.Flags.Will() {
-		s.phase = phaseWillTopic
+		b.setPhase(s, phaseWillTopic)
 		s.pendingWill = will{}
-		s.phaseUntil = r.now.Add(b.cfg.RetryInterval * time.Duration(b.cfg.MaxRetries+1))
+		s.phaseUntil = r.now.Add(b.cfg.ConnectTimeout)
 		b.reply(packet.WILLTOPICREQ)
 		return b.emitTo(out, s, r.mark)
 	}
 	return b.completeConnect(s, r, out)
 }
 
+// admitConnect applies the per-address and will-exchange limits to a CONNECT from r
+// (cur: the session at its address, s: the session of its client id, if any).
+func (b *Broker) admitConnect(r *request, cur, s *session) (packet.ReturnCode, bool) {
+	ip := r.from.addr.Addr().Unmap()
+	n := b.perAddr[ip]
+	if cur != nil && cur != s {
+		n-- // lost by this CONNECT
+	}
+	if s != nil && s.bound && s.peer.addr.Addr().Unmap() == ip {
+		n-- // already counted here
+	}
+	if n >= b.cfg.MaxClientsPerAddress {
+		b.limitHit(LimitClientsPerAddress, string(r.p.ClientID))
+		return packet.Congestion, false
+	}
+	if r.p.Flags.Will() && b.connecting >= b.cfg.MaxConnecting && (s == nil || s.phase == phaseNone) {
+		b.limitHit(LimitConnecting, string(r.p.ClientID))
+		return packet.Congestion, false
+	}
+	return packet.Accepted, true
+}
+
 func (b *Broker) completeConnect(s *session, r *request, out []Datagram) []Datagram {
-	s.phase = phaseNone
+	b.setPhase(s, phaseNone)
 	b.setState(s, StateActive)
 	b.dirty(s)
 	b.event(Event{Kind: EventConnect, ClientID: s.clientID, State: StateActive})
@@ -100,7 +130,7 @@ func (b *Broker) handleWillTopic(r *request, s *session, out []Datagram) []Datag
 	}
 	if topic.ValidateName(string(p.WillTopic)) != nil || !b.topicFits(string(p.WillTopic)) {
 		// The CONNECT failed: end it as an abandoned will exchange ends (runTimers).
-		s.phase = phaseNone
+		b.setPhase(s, phaseNone)
 		s.pendingWill = will{}
 		out = b.connackTo(out, s, packet.NotSupported, r.mark)
 		if s.clean {
@@ -112,7 +142,7 @@ func (b *Broker) handleWillTopic(r *request, s *session, out []Datagram) []Datag
 	}
 	s.pendingWill = will{set: true, topic: string(p.WillTopic), qos: p.Flags.QoS(), retain: p.Flags.Retain()}
 	// In phaseWillMsg this is a retransmission (our WILLMSGREQ was lost): ask again.
-	s.phase = phaseWillMsg
+	b.setPhase(s, phaseWillMsg)
 	b.reply(packet.WILLMSGREQ)
 	return b.emitTo(out, s, r.mark)
 }
@@ -204,7 +234,7 @@ func (b *Broker) handleDisconnect(r *request, s *session, out []Datagram) []Data
 	}
 	b.requeueInflight(s)
 	s.reg = nil
-	s.phase = phaseNone
+	b.setPhase(s, phaseNone)
 	b.unbind(s)
 	b.setState(s, StateDisconnected)
 	b.dirty(s)

@@ -156,7 +156,9 @@ func TestRandomLossDuplicationReordering(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			n := newNet(t, broker.Config{MaxRetries: 20})
+			// The clients announce no keep-alive and the test idles 2 h: grant that
+			// much (max_keepalive would otherwise end them after 1 h of silence).
+			n := newNet(t, broker.Config{MaxRetries: 20, MaxKeepAlive: 18 * time.Hour})
 			n.ClientMaxRetries = 20
 			subs := make([]*brokertest.Client, 3)
 			for q := range subs {

@@ -151,6 +151,7 @@ func (b *Broker) bind(s *session, to peer) {
 	s.peer = to
 	s.bound = true
 	b.byPeer[to.key()] = s
+	b.perAddr[to.addr.Addr().Unmap()]++
 }
 
 func (b *Broker) unbind(s *session) {
@@ -158,8 +159,23 @@ func (b *Broker) unbind(s *session) {
 		if b.byPeer[s.peer.key()] == s {
 			delete(b.byPeer, s.peer.key())
 		}
+		ip := s.peer.addr.Addr().Unmap()
+		if b.perAddr[ip]--; b.perAddr[ip] <= 0 {
+			delete(b.perAddr, ip)
+		}
 		s.bound = false
 	}
+}
+
+// setPhase moves s through the will exchange, counting the sessions in one.
+func (b *Broker) setPhase(s *session, ph connectPhase) {
+	switch {
+	case s.phase == phaseNone && ph != phaseNone:
+		b.connecting++
+	case s.phase != phaseNone && ph == phaseNone:
+		b.connecting--
+	}
+	s.phase = ph
 }
 
 // wipe forgets everything a clean session must not keep: subscriptions,
@@ -180,6 +196,7 @@ func (b *Broker) deleteSession(s *session) {
 		return
 	}
 	b.journalSessionDel(s)
+	b.setPhase(s, phaseNone)
 	b.dropHeld(s)
 	b.heldWake = true
 	b.wipe(s)
@@ -211,7 +228,7 @@ func (b *Broker) lose(s *session, now time.Time, out []Datagram) []Datagram {
 	}
 	b.requeueInflight(s)
 	s.reg = nil
-	s.phase = phaseNone
+	b.setPhase(s, phaseNone)
 	b.unbind(s)
 	b.setState(s, StateLost)
 	b.dirty(s)

@@ -60,13 +60,15 @@ const (
 	LimitHold         // a publication held for back-pressure past MaxHoldTime, or beyond MaxHeldPerClient
 	LimitTopicLength  // a topic name or filter longer than MaxTopicLength or deeper than MaxTopicLevels
 	LimitSessionBytes // a request that would grow a session's durable record past maxSessionRecord
+	LimitClientsPerAddress
+	LimitConnecting // CONNECTs with an unfinished will exchange (MaxConnecting)
 	NumLimits
 )
 
 var limitNames = [NumLimits]string{
 	"clients", "topics", "topics_per_client", "subscriptions_per_client", "queue_per_client",
 	"sleep_buffer", "qos2_incoming", "payload", "retained", "publish_hold",
-	"topic_length", "session_bytes",
+	"topic_length", "session_bytes", "clients_per_address", "connecting",
 }
 
 func (l Limit) String() string {

@@ -11,7 +11,7 @@ import (
 // (6.13: T_RETRY, N_RETRY, DUP on resend). Exhausted retries mean the client is lost.
 func (b *Broker) runTimers(s *session, now time.Time, out []Datagram) []Datagram {
 	if s.phase != phaseNone && !now.Before(s.phaseUntil) {
-		s.phase = phaseNone
+		b.setPhase(s, phaseNone)
 		s.pendingWill = will{}
 		if s.state == StateDisconnected && s.clean {
 			b.deleteSession(s)

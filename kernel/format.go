@@ -60,6 +60,12 @@ func Format(cfg Config) []byte {
 	line("max_payload", "%d", c.MaxPayload)
 	line("max_retained", "%d", c.MaxRetained)
 	line("max_client_id_length", "%d", c.MaxClientIDLen)
+	line("max_topic_length", "%d", c.MaxTopicLength)
+	line("max_topic_levels", "%d", c.MaxTopicLevels)
+	line("max_clients_per_address", "%d", c.MaxClientsPerAddress)
+	line("max_connecting", "%d", c.MaxConnecting)
+	line("connect_timeout", "%s", formatDuration(c.ConnectTimeout))
+	line("max_keepalive", "%s", formatDuration(c.MaxKeepAlive))
 	line("inflight_window", "%d", c.InflightWindow)
 	line("queue_full_policy", "%s", c.QueueFullPolicy)
 	line("max_held_per_client", "%d", c.MaxHeldPerClient)
@@ -168,7 +174,9 @@ func fillDefaults(c broker.Config) broker.Config {
 		{&c.MaxQoS2Incoming, d.MaxQoS2Incoming}, {&c.MaxPayload, d.MaxPayload},
 		{&c.MaxRetained, d.MaxRetained}, {&c.MaxClientIDLen, d.MaxClientIDLen},
 		{&c.InflightWindow, d.InflightWindow}, {&c.MaxAmplification, d.MaxAmplification},
-		{&c.MaxHeldPerClient, d.MaxHeldPerClient},
+		{&c.MaxHeldPerClient, d.MaxHeldPerClient}, {&c.MaxTopicLength, d.MaxTopicLength},
+		{&c.MaxTopicLevels, d.MaxTopicLevels}, {&c.MaxClientsPerAddress, d.MaxClientsPerAddress},
+		{&c.MaxConnecting, d.MaxConnecting},
 	} {
 		if *f.v == 0 {
 			*f.v = f.def
@@ -176,6 +184,12 @@ func fillDefaults(c broker.Config) broker.Config {
 	}
 	if c.MaxHoldTime == 0 {
 		c.MaxHoldTime = d.MaxHoldTime
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = d.ConnectTimeout
+	}
+	if c.MaxKeepAlive == 0 {
+		c.MaxKeepAlive = d.MaxKeepAlive
 	}
 	return c
 }
