@@ -18,7 +18,7 @@ type Broker struct {
 	freeIDs    []topic.SubscriberID
 	byClientID map[string]*session
 	byPeer     map[peerKey]*session
-	live       int // sessions in use, for MaxClients
+	live       int                // sessions in use, for MaxClients
 	perAddr    map[netip.Addr]int // sessions bound per IP address, for MaxClientsPerAddress
 	connecting int                // sessions in a will exchange, for MaxConnecting
 
