@@ -101,6 +101,7 @@ func (e *engine) publishSys(now time.Time, out []broker.Datagram) []broker.Datag
 		{"$SYS/broker/subscriptions/count", itoa(s.Subscriptions)},
 		{"$SYS/broker/retained messages/count", itoa(s.Retained)},
 		{"$SYS/broker/topics/count", itoa(s.Topics)},
+		{"$SYS/broker/topics/freed", utoa(s.TopicsFreed)},
 		{"$SYS/broker/store/sleep buffered", itoa(s.SleepBuffered)},
 		{"$SYS/broker/publish/messages/held", itoa(s.Held)},
 		{"$SYS/broker/latency/end_to_end/count", utoa(e2e.Count())},

@@ -129,6 +129,7 @@ func subtractCounters(s, b *broker.Stats) {
 	s.Deliveries -= b.Deliveries
 	s.WillsPublished -= b.WillsPublished
 	s.Takeovers -= b.Takeovers
+	s.TopicsFreed -= b.TopicsFreed
 	s.Broadcasts -= b.Broadcasts
 }
 
@@ -182,6 +183,7 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 	counter("deliveries_total", "PUBLISH messages sent to subscribers (first transmissions).", s.Deliveries)
 	counter("retransmissions_total", "Messages resent with DUP after T_RETRY.", s.Retransmissions)
 	counter("wills_published_total", "Wills published for lost clients.", s.WillsPublished)
+	counter("topics_freed_total", "Topic ids freed because no session, subscription or retained message used them any more.", s.TopicsFreed)
 	counter("takeovers_total", "Sessions taken over by a new connection with the same client id.", s.Takeovers)
 	counter("oversized_total", "Datagrams longer than the largest MQTT-SN message, dropped.", ss.Oversized)
 	counter("read_errors_total", "Failed socket reads.", ss.ReadErrors)
