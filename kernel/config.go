@@ -76,6 +76,15 @@ type Config struct {
 	// when StateFile is configured). Nil: state lives in memory only.
 	Persistence Persistence
 
+	// Reload, if set, delivers new configurations while Run serves (the daemon sends
+	// one on SIGHUP). What can change live (LiveKeys: access control, log level, $SYS
+	// interval) is applied between engine calls without touching a session; every
+	// other key that changed is logged as keeping its old value until a restart.
+	Reload <-chan Config
+	// Level, if set, is the logger's level, which a reload sets to the new LogLevel
+	// (without it, log_level needs a restart).
+	Level *slog.LevelVar
+
 	// Version is logged at startup.
 	Version string
 	// Clock stamps datagrams for residence-time measurement (nil: the monotonic clock

@@ -22,6 +22,8 @@ type engine struct {
 	payload  []byte
 	inbound  *inboundQueue // messages from the Upstream; nil without one
 	logDrop  func(topic string, err error)
+	access   *broker.Access // the engine's own (Config.Broker.Access), changed in place by a reload
+	reload   *reloadSlot    // nil without Config.Reload
 }
 
 func (e *engine) Receive(now time.Time, in broker.Datagram, out []broker.Datagram) []broker.Datagram {
@@ -30,6 +32,9 @@ func (e *engine) Receive(now time.Time, in broker.Datagram, out []broker.Datagra
 }
 
 func (e *engine) Tick(now time.Time, out []broker.Datagram) []broker.Datagram {
+	if l := e.reload.take(); l != nil {
+		e.applyLive(now, l)
+	}
 	out = e.Broker.Tick(now, out)
 	if e.inbound != nil {
 		if batch := e.inbound.take(); batch != nil {
@@ -48,6 +53,19 @@ func (e *engine) Tick(now time.Time, out []broker.Datagram) []broker.Datagram {
 		e.nextSys = now.Add(e.sysEvery)
 	}
 	return out
+}
+
+// applyLive puts a reload's live settings in force, between two engine calls: the
+// broker reads its access rules through e.access on every CONNECT, PUBLISH and
+// SUBSCRIBE, so the next one meets the new rules; sessions are left as they are.
+func (e *engine) applyLive(now time.Time, l *live) {
+	*e.access = l.access
+	if l.sysInterval != e.sysEvery {
+		if e.sysEvery == 0 || now.Add(l.sysInterval).Before(e.nextSys) {
+			e.nextSys = now
+		}
+		e.sysEvery = l.sysInterval
+	}
 }
 
 func (e *engine) Deadline() time.Time {

@@ -87,6 +87,13 @@ func RunBinds(ctx context.Context, cfg Config, binds []serve.Bind, logger *slog.
 			}
 		}
 	}
+	// The engine gets an Access of its own, never nil, so a reload can change the rules
+	// in place (an empty Access allows everything, as nil does).
+	access := &broker.Access{}
+	if bc.Access != nil {
+		*access = *bc.Access
+	}
+	bc.Access = access
 	p := cfg.Persistence
 	bc.Persist = p != nil
 	b, err := broker.New(bc)
@@ -110,8 +117,14 @@ func RunBinds(ctx context.Context, cfg Config, binds []serve.Bind, logger *slog.
 	case cfg.StateFile != "":
 		logger.Warn("state_file is not supported by this build; state is kept in memory", "state_file", cfg.StateFile)
 	}
-	eng := &engine{Broker: b, m: m, sysEvery: cfg.SysInterval, nextSys: time.Now(), version: strings.TrimSpace("musqratt " + cfg.Version), last: map[string]string{}}
+	eng := &engine{Broker: b, m: m, sysEvery: cfg.SysInterval, nextSys: time.Now(), version: strings.TrimSpace("musqratt " + cfg.Version), last: map[string]string{}, access: access}
 	srv := serve.NewBind(eng, opts, binds...)
+	if cfg.Reload != nil {
+		eng.reload = &reloadSlot{}
+		stopReloads := make(chan struct{})
+		defer close(stopReloads)
+		go watchReloads(cfg.Reload, stopReloads, cfg, cfg.Level, eng.reload, srv.Wake, logger)
+	}
 	m.engine, m.server = b, srv
 	if st, ok := cfg.Upstream.(interface{ Stats() bridge.Stats }); ok {
 		m.upstream = st

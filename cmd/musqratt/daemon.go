@@ -53,7 +53,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: musqratt serve [flags]
 
-Serves MQTT-SN over UDP until interrupted (SIGINT or SIGTERM). Flags override the
+Serves MQTT-SN over UDP until interrupted (SIGINT or SIGTERM); SIGHUP reloads the
+configuration file (docs/config.md says which keys change live). Flags override the
 configuration file; docs/config.md describes every key.
 
 Flags:
@@ -72,44 +73,62 @@ Flags:
 		return 2
 	}
 
-	cfg, err := loadConfig(configFile)
-	if err != nil {
-		fmt.Fprintf(stderr, "musqratt: %v\n", err)
-		return 1
+	// The configuration: the file with the flags applied, read again on SIGHUP.
+	build := func() (kernel.Config, int, error) {
+		cfg, err := loadConfig(configFile)
+		if err != nil {
+			return cfg, 1, err
+		}
+		if err := applyFlags(fs, &cfg, listens, broadcasts, gatewayID, logLevel, logFormat); err != nil {
+			return cfg, 2, err
+		}
+		switch busyPoll {
+		case "":
+		case "off", "0":
+			cfg.BusyPoll = 0
+		default:
+			d, err := time.ParseDuration(busyPoll)
+			if err != nil || d < kernel.MinBusyPoll || d > kernel.MaxBusyPoll {
+				return cfg, 2, fmt.Errorf("--busy-poll %q: want a duration from %v to %v, e.g. 2ms, or off", busyPoll, kernel.MinBusyPoll, kernel.MaxBusyPoll)
+			}
+			cfg.BusyPoll = d
+		}
+		switch statusListen {
+		case "":
+		case "off":
+			cfg.StatusListen = ""
+		default:
+			if _, _, err := net.SplitHostPort(statusListen); err != nil {
+				return cfg, 2, fmt.Errorf("--status-listen %q: want host:port, e.g. 127.0.0.1:8080, or off", statusListen)
+			}
+			cfg.StatusListen = statusListen
+		}
+		return cfg, 0, nil
 	}
-	if err := applyFlags(fs, &cfg, listens, broadcasts, gatewayID, logLevel, logFormat); err != nil {
+	cfg, code, err := build()
+	switch {
+	case err != nil && code == 2:
 		fmt.Fprintf(stderr, "musqratt serve: %v\n", err)
-		return 2
-	}
-	switch busyPoll {
-	case "":
-	case "off", "0":
-		cfg.BusyPoll = 0
-	default:
-		d, err := time.ParseDuration(busyPoll)
-		if err != nil || d < kernel.MinBusyPoll || d > kernel.MaxBusyPoll {
-			fmt.Fprintf(stderr, "musqratt serve: --busy-poll %q: want a duration from %v to %v, e.g. 2ms, or off\n", busyPoll, kernel.MinBusyPoll, kernel.MaxBusyPoll)
-			return 2
-		}
-		cfg.BusyPoll = d
-	}
-	switch statusListen {
-	case "":
-	case "off":
-		cfg.StatusListen = ""
-	default:
-		if _, _, err := net.SplitHostPort(statusListen); err != nil {
-			fmt.Fprintf(stderr, "musqratt serve: --status-listen %q: want host:port, e.g. 127.0.0.1:8080, or off\n", statusListen)
-			return 2
-		}
-		cfg.StatusListen = statusListen
+		return code
+	case err != nil:
+		fmt.Fprintf(stderr, "musqratt: %v\n", err)
+		return code
 	}
 	if check {
 		printConfig(stdout, configFile, cfg)
 		return 0
 	}
-	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	logger := newLogger(stderr, cfg.LogFormat, level)
 	cfg.Version = versionString()
+	// SIGHUP reads the file again and applies what can change live (kernel.LiveKeys);
+	// a file that does not parse keeps the configuration in force.
+	cfg.Level = level
+	cfg.Reload = reloadOnSignal(ctx, func() (kernel.Config, error) {
+		c, _, err := build()
+		return c, err
+	}, configFile, logger)
 	if cfg.StateFile != "" {
 		st, err := openState(cfg, logger)
 		if err != nil {
@@ -219,7 +238,7 @@ func applyFlags(fs *flag.FlagSet, cfg *kernel.Config, listens, broadcasts []stri
 	return nil
 }
 
-func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
