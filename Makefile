@@ -207,6 +207,11 @@ images:
 		echo "NOT RUN: images and QEMU image tests: the TamaGo toolchain tamago-go1.26.0 is not installed (docs/bare-metal.md builds it offline)"; exit 0; \
 	fi; \
 	for b in $(IMAGE_BOARDS); do $(MAKE) --no-print-directory image BOARD=$$b || exit 1; done; \
+	echo "go vet (GOOS=tamago) of the board packages and the image main"; \
+	GOOS=tamago GOOSPKG=github.com/usbarmory/tamago GOARCH=arm GOARM=7 $$T vet -tags mx6ullevk \
+		./board/mx6ullevk ./board/internal/imx6 ./board/internal/semihosting ./cmd/musqratt-image ./net/netstack ./kernel || exit 1; \
+	GOOS=tamago GOOSPKG=github.com/usbarmory/tamago GOARCH=arm GOARM=7 $$T vet -tags usbarmory ./board/usbarmory ./cmd/musqratt-image || exit 1; \
+	GOOS=tamago GOOSPKG=github.com/usbarmory/tamago GOARCH=amd64 $$T vet -tags microvm ./board/microvm ./cmd/musqratt-image || exit 1; \
 	for q in qemu-system-arm qemu-system-x86_64; do \
 		command -v $$q >/dev/null || echo "NOT RUN: QEMU image tests: $$q is not installed (make deps installs it, as root)"; \
 	done

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"context"
 	"net"
 	"strconv"
 	"strings"
@@ -35,19 +34,7 @@ func testAllocations(t *testing.T, m Machine) {
 	if m.Board == Microvm.Board {
 		every = "1s" // output-only console: periodic dumps
 	}
-	img := image(t, m, "-X", "main.DumpEvery="+every)
-	in, err := Boot(context.Background(), Config{Machine: m, Image: img, Timeout: 90 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := in.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("console:\n%s", in.Console())
-		}
-	}()
+	in := bootImage(t, m, "-X", "main.DumpEvery="+every)
 	addr := net.UDPAddrFromAddrPort(in.Addr)
 	dial := func(id string) *fanoutSub {
 		c, err := net.DialUDP("udp", nil, addr)

@@ -59,20 +59,7 @@ func (b *inbox) payloads() []string {
 // UDP port with the MQTT-SN client library: every QoS and topic kind, wildcards,
 // retained, will, sleep and wake; then a timed batch, and the serial metrics dump.
 func testBroker(t *testing.T, m Machine) {
-	img := image(t, m, "-X", "main.DumpEvery=4s")
-	in, err := Boot(context.Background(), Config{Machine: m, Image: img, Timeout: 90 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := in.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("console:\n%s", in.Console())
-		}
-	}()
-	t.Logf("ready %v after QEMU started; UDP %v", in.ReadyAfter.Round(time.Millisecond), in.Addr)
+	in := bootImage(t, m, "-X", "main.DumpEvery=4s")
 	addr := in.Addr.String()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -38,20 +38,7 @@ const (
 )
 
 func testBurst(t *testing.T, m Machine) {
-	img := image(t, m)
-	in, err := Boot(context.Background(), Config{Machine: m, Image: img, Timeout: 90 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := in.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("console:\n%s", in.Console())
-		}
-	}()
-	t.Logf("ready %v after QEMU started; UDP %v", in.ReadyAfter.Round(time.Millisecond), in.Addr)
+	in := bootImage(t, m)
 	for _, l := range strings.Split(in.Console(), "\n") {
 		if strings.Contains(l, "virtio-net") || strings.Contains(l, "ENET") {
 			t.Logf("console: %s", l)

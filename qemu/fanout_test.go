@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -66,19 +65,7 @@ func testFanOut(t *testing.T, m Machine) {
 	if m.Board == Microvm.Board {
 		every = "2s"
 	}
-	img := image(t, m, "-X", "main.DumpEvery="+every)
-	in, err := Boot(context.Background(), Config{Machine: m, Image: img, Timeout: 90 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := in.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("console:\n%s", in.Console())
-		}
-	}()
+	in := bootImage(t, m, "-X", "main.DumpEvery="+every)
 	addr := net.UDPAddrFromAddrPort(in.Addr)
 	topicID := uint16(fanoutTopic[0])<<8 | uint16(fanoutTopic[1])
 
@@ -161,6 +148,7 @@ func testFanOut(t *testing.T, m Machine) {
 	}
 
 	pub := &fanoutSub{buf: make([]byte, 512)}
+	var err error
 	if pub.c, err = net.DialUDP("udp", nil, addr); err != nil {
 		t.Fatal(err)
 	}

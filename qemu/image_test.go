@@ -53,6 +53,28 @@ func image(t *testing.T, m Machine, ldflags ...string) string {
 	return out
 }
 
+// bootImage builds the image for m with ldflags and boots it, or skips the test
+// saying what is missing. QEMU is stopped when the test ends; a failed test logs the
+// whole console.
+func bootImage(t *testing.T, m Machine, ldflags ...string) *Instance {
+	t.Helper()
+	img := image(t, m, ldflags...)
+	in, err := Boot(context.Background(), Config{Machine: m, Image: img, Timeout: 90 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := in.Close(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("console:\n%s", in.Console())
+		}
+	})
+	t.Logf("ready %v after QEMU started; UDP %v", in.ReadyAfter.Round(time.Millisecond), in.Addr)
+	return in
+}
+
 // TestExitStatus: an image that fails at boot stops QEMU with a non-zero
 // status (semihosting on arm, isa-debug-exit on amd64), so a crash never
 // passes for a success.
