@@ -132,6 +132,7 @@ type waiter struct {
 	want  packet.Type
 	msgID uint16 // 0: any
 	ch    chan reply
+	learn string // SUBSCRIBE by name: the name the SUBACK's topic id stands for
 }
 
 // reply is what a waiter needs of its answer (the Packet's slices alias the read buffer).
@@ -229,9 +230,15 @@ func (c *Client) Connect(ctx context.Context) error {
 // request sends p and waits for the answer of type want (and msgID when nonzero),
 // resending p (with DUP where the type has it) every RetryInterval.
 func (c *Client) request(ctx context.Context, p *packet.Packet, want packet.Type, msgID uint16) (reply, error) {
+	return c.do(ctx, p, &waiter{want: want, msgID: msgID})
+}
+
+// do is request with the waiter given.
+func (c *Client) do(ctx context.Context, p *packet.Packet, w *waiter) (reply, error) {
+	want := w.want
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
-	w := &waiter{want: want, msgID: msgID, ch: make(chan reply, 4)}
+	w.ch = make(chan reply, 4)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -391,6 +398,9 @@ func (c *Client) handle(p *packet.Packet) {
 	matches := w != nil && (w.want == p.Type || w.want == packet.PUBREC && p.Type == packet.PUBACK)
 	if matches && (w.msgID == 0 || w.msgID == p.MsgID) {
 		c.waiter = nil
+		if w.learn != "" && p.ReturnCode == packet.Accepted && p.TopicID != 0 {
+			c.names[p.TopicID], c.ids[w.learn] = w.learn, p.TopicID
+		}
 		c.mu.Unlock()
 		w.ch <- reply{typ: p.Type, code: p.ReturnCode, topicID: p.TopicID, flags: p.Flags}
 		return

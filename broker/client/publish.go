@@ -66,6 +66,39 @@ func (t Topic) check() error {
 	return nil
 }
 
+// MaxPayload is the longest payload one PUBLISH carries: the 65535 octets of the
+// 3-octet Length form less the 9 of the header.
+const MaxPayload = packet.MaxLen - 9
+
+// CheckPublish reports whether t can be published to (a name without wildcards, a
+// valid short name or pre-defined id), without a connection: a program checks its
+// input before CONNECT, so a mistake costs no session and publishes no will.
+func (t Topic) CheckPublish() error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if t.Type == packet.TopicNormal {
+		if err := topic.ValidateName(t.Name); err != nil {
+			return fmt.Errorf("mqttsn: cannot publish to %q: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// CheckSubscribe reports whether t can be subscribed to (a valid name or filter, short
+// name or pre-defined id), without a connection (see CheckPublish).
+func (t Topic) CheckSubscribe() error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if t.Type == packet.TopicNormal {
+		if err := topic.ValidateFilter(t.Name); err != nil {
+			return fmt.Errorf("mqttsn: cannot subscribe to %q: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
 func shortID(name string) uint16 { return uint16(name[0])<<8 | uint16(name[1]) }
 
 // Register registers a topic name and returns its topic id.
@@ -117,6 +150,9 @@ func (c *Client) wire(ctx context.Context, t Topic) (packet.TopicIDType, uint16,
 func (c *Client) Publish(ctx context.Context, t Topic, payload []byte, qos packet.QoS, retain bool) error {
 	if qos < packet.QoS0 || qos > packet.QoS2 {
 		return fmt.Errorf("mqttsn: publish QoS %d: a connected client publishes at QoS 0, 1 or 2", qos)
+	}
+	if len(payload) > MaxPayload {
+		return fmt.Errorf("mqttsn: publish to %v: payload %d octets, max %d", t, len(payload), MaxPayload)
 	}
 	tt, id, err := c.wire(ctx, t)
 	if err != nil {
@@ -175,17 +211,18 @@ func (c *Client) Subscribe(ctx context.Context, t Topic, qos packet.QoS) (grante
 	}
 	p.Flags = p.Flags.WithQoS(qos)
 	p.MsgID = c.msgID()
-	r, err := c.request(ctx, &p, packet.SUBACK, p.MsgID)
+	w := &waiter{want: packet.SUBACK, msgID: p.MsgID}
+	if t.Type == packet.TopicNormal && !topic.IsWildcard(t.Name) {
+		// The reader learns the id from the SUBACK itself: a retained message right
+		// behind it must find its name already known.
+		w.learn = t.Name
+	}
+	r, err := c.do(ctx, &p, w)
 	if err != nil {
 		return 0, 0, fmt.Errorf("mqttsn: subscribe to %v: %w", t, err)
 	}
 	if r.code != packet.Accepted {
 		return 0, 0, &RejectedError{Op: "subscribe to " + t.String(), Code: r.code}
-	}
-	if t.Type == packet.TopicNormal && r.topicID != 0 {
-		c.mu.Lock()
-		c.names[r.topicID], c.ids[t.Name] = t.Name, r.topicID
-		c.mu.Unlock()
 	}
 	return r.flags.QoS(), r.topicID, nil
 }
