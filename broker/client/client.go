@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/packet"
@@ -161,10 +162,30 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	}
 	if err := c.Connect(ctx); err != nil {
 		c.Close()
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return nil, &NoBrokerError{Addr: addr, Reason: "connection refused", Err: err}
+		case errors.Is(err, ErrTimeout):
+			return nil, &NoBrokerError{Addr: addr, Reason: fmt.Sprintf("no CONNACK after %d tries %v apart", c.cfg.Retries+1, c.cfg.RetryInterval), Err: err}
+		}
 		return nil, err
 	}
 	return c, nil
 }
+
+// NoBrokerError is Dial's error when nothing answered the CONNECT: no process on the
+// port (the host said so: connection refused) or no answer within the retries.
+type NoBrokerError struct {
+	Addr   string
+	Reason string // "connection refused", or the retries that went unanswered
+	Err    error
+}
+
+func (e *NoBrokerError) Error() string {
+	return fmt.Sprintf("no MQTT-SN broker answered at %s (%s)", e.Addr, e.Reason)
+}
+
+func (e *NoBrokerError) Unwrap() error { return e.Err }
 
 // New wraps conn (connected to the gateway) without connecting: for QoS -1 publishes,
 // or to call Connect later.
@@ -333,7 +354,7 @@ func (c *Client) read() {
 				if errors.As(err, &ne) && ne.Timeout() {
 					continue
 				}
-				c.lose(fmt.Errorf("%w: %v", ErrLost, err))
+				c.lose(fmt.Errorf("%w: %w", ErrLost, err))
 			}
 			return
 		}

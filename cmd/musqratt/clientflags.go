@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/musqratt/musqratt/broker/client"
 	"github.com/musqratt/musqratt/broker/packet"
+	"github.com/musqratt/musqratt/broker/topic"
 )
 
 // clientFlags are the flags musqratt pub and sub share: where the gateway is, who the
@@ -69,6 +72,12 @@ func (f *clientFlags) config() (addr string, cfg client.Config, err error) {
 		if f.willQoS < 0 || f.willQoS > 2 {
 			return "", cfg, fmt.Errorf("--will-qos %d: a will is QoS 0, 1 or 2", f.willQoS)
 		}
+		if err := topic.ValidateName(f.willTopic); err != nil {
+			return "", cfg, fmt.Errorf("--will-topic: %v", err)
+		}
+		if n := len(f.willPayload); n > client.MaxPayload {
+			return "", cfg, fmt.Errorf("--will-payload: %d octets, max %d", n, client.MaxPayload)
+		}
 		cfg.Will = &client.Will{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: packet.QoS(f.willQoS), Retain: f.willRetain}
 	} else if f.willPayload != "" || f.willRetain {
 		return "", cfg, fmt.Errorf("--will-payload and --will-retain need --will-topic")
@@ -81,6 +90,25 @@ func (f *clientFlags) debugf(w io.Writer, format string, args ...any) {
 	if f.debug {
 		fmt.Fprintf(w, format+"\n", args...)
 	}
+}
+
+// disconnect ends a session after an error with DISCONNECT, waiting briefly, so that
+// the gateway forgets the client cleanly and publishes no will for it.
+func (f *clientFlags) disconnect(c *client.Client, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.retry)
+	defer cancel()
+	if err := c.Disconnect(ctx); err != nil {
+		f.debugf(stderr, "%v", err)
+	}
+}
+
+// dialError says what went wrong connecting to addr, without repeating it.
+func dialError(addr string, err error) string {
+	var nb *client.NoBrokerError
+	if errors.As(err, &nb) {
+		return err.Error()
+	}
+	return fmt.Sprintf("%s: %v", addr, err)
 }
 
 // topicFlags are -t NAME and -T ID: repeatable for sub, one of them once for pub.

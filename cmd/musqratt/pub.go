@@ -46,7 +46,7 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 Publishes to an MQTT-SN gateway and exits 0 once the message is delivered to it (QoS
 1 and 2: acknowledged; QoS 0 and -1: sent). Exit 1: the gateway refused or did not
-answer; exit 2: bad flags.
+answer; exit 2: bad flags, topic or message size (checked before connecting).
 
 Flags:
 `)
@@ -69,6 +69,9 @@ Flags:
 	}
 	if len(topics) != 1 {
 		return fail(2, "give exactly one topic: -t NAME or -T ID")
+	}
+	if err := topics[0].CheckPublish(); err != nil {
+		return fail(2, "-t: %v", err)
 	}
 	q, err := parseQoS(qos, -1)
 	if err != nil {
@@ -96,13 +99,16 @@ Flags:
 			return fail(1, "reading stdin: %v", err)
 		}
 	}
+	if len(payload) > client.MaxPayload {
+		return fail(2, "the message is %d octets; one MQTT-SN PUBLISH carries at most %d", len(payload), client.MaxPayload)
+	}
 
 	if q == packet.QoSMinus1 {
 		return pubQoSMinus1(addr, topics[0], payload, retain, lines, &cf, stderr, fail)
 	}
 	c, err := client.Dial(ctx, addr, cfg)
 	if err != nil {
-		return fail(1, "%s: %v", addr, err)
+		return fail(1, "%s", dialError(addr, err))
 	}
 	cf.debugf(stderr, "connected to %s as %q", addr, cfg.ClientID)
 	publish := func(p []byte) error {
@@ -125,7 +131,8 @@ Flags:
 		err = publish(payload)
 	}
 	if err != nil {
-		c.Close()
+		// DISCONNECT, so the gateway publishes no will for a client that gave up.
+		cf.disconnect(c, stderr)
 		return fail(1, "%v", err)
 	}
 	if err := c.Disconnect(ctx); err != nil && !errors.Is(err, context.Canceled) {

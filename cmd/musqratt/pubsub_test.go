@@ -269,12 +269,13 @@ func TestPubSubErrors(t *testing.T) {
 		{[]string{"pub", "-t", "a"}, 2, "exactly one message source"},
 		{[]string{"pub", "-t", "a", "-m", "x", "-q", "3"}, 2, "QoS is -1 to 2"},
 		{[]string{"pub", "-t", "long/name", "-m", "x", "-q", "-1"}, 2, "pre-defined topic id or a short name"},
-		{[]string{"pub", "-t", "a/+", "-m", "x"}, 1, "wildcards are for subscriptions"},
+		{[]string{"pub", "-t", "a/+", "-m", "x"}, 2, "wildcard in a topic name"},
+		{[]string{"pub", "-t", "a", "-m", "x", "--will-topic", "w/#"}, 2, "--will-topic"},
 		{[]string{"pub", "-T", "99", "-m", "x", "-q", "1"}, 1, "invalid topic ID"},
 		{[]string{"pub", "-T", "0", "-m", "x"}, 2, "1-65534"},
 		{[]string{"pub", "-i", "an-id-longer-than-23-octets", "-t", "a", "-m", "x"}, 2, "1-23 octets"},
 		{[]string{"sub"}, 2, "at least one topic"},
-		{[]string{"sub", "-t", "a/#/b"}, 1, "#"},
+		{[]string{"sub", "-t", "a/#/b"}, 2, "'#' must be the last level"},
 		{[]string{"sub", "-t", "a", "-q", "-1"}, 2, "QoS is 0 to 2"},
 		{[]string{"sub", "-t", "a", "--sleep", "10ms"}, 2, "1 s to 65535 s"},
 		{[]string{"pub", "-t", "a", "-m", "x", "extra"}, 2, "unexpected argument"},
@@ -286,13 +287,14 @@ func TestPubSubErrors(t *testing.T) {
 	}
 }
 
-// Nobody answers: pub gives up after its retries and says so, exit 1.
+// Nobody answers: pub gives up after its retries and says so plainly, exit 1.
 func TestPubNoBroker(t *testing.T) {
 	port := fmt.Sprint(freeUDPPort(t))
 	start := time.Now()
 	code, _, e := runClient(t, port, "", "pub", "-t", "a", "-m", "x", "--retry", "100ms", "--retries", "1")
-	if code != 1 || !strings.Contains(e, "musqratt pub:") {
-		t.Errorf("exit %d:\n%s", code, e)
+	// On loopback the host answers with ICMP port unreachable: connection refused.
+	if want := "musqratt pub: no MQTT-SN broker answered at 127.0.0.1:" + port + " (connection refused)\n"; code != 1 || e != want {
+		t.Errorf("exit %d:\n%q\nwant\n%q", code, e, want)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
@@ -324,4 +326,49 @@ func TestPubSubHelp(t *testing.T) {
 
 func listenLoopback() (*net.UDPConn, error) {
 	return net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+}
+
+// Input is checked before CONNECT (exit 2), and an error after CONNECT (a refusal) ends
+// the session with DISCONNECT: in neither case is the client's will published.
+func TestNoWillAfterBadInputOrRefusal(t *testing.T) {
+	port := daemon(t, pubsubConf+"allow * both wills/#\nallow * both ok/#\ndeny * both secret/#\n")
+	watcher := startSub(t, port, "-v", "-t", "wills/#")
+	big := filepath.Join(t.TempDir(), "big")
+	os.WriteFile(big, bytes.Repeat([]byte("x"), 70000), 0o644)
+	will := func(name string) []string {
+		return []string{"-k", "1", "--will-topic", "wills/" + name, "--will-payload", "published"}
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{append([]string{"sub", "-t", "a/#/b"}, will("badfilter")...), 2, "'#' must be the last level"},
+		{append([]string{"pub", "-t", "a/+", "-m", "x"}, will("badname")...), 2, "wildcard in a topic name"},
+		{append([]string{"pub", "-t", "ok/big", "-f", big}, will("bigfile")...), 2, "70000 octets"},
+		{append([]string{"sub", "-t", "secret/x"}, will("subdenied")...), 1, "subscribe to \"secret/x\""},
+		{append([]string{"pub", "-t", "secret/x", "-m", "x", "-q", "1"}, will("pubdenied")...), 1, "publish to \"secret/x\""},
+	} {
+		code, _, e := runClient(t, port, "", c.args...)
+		if code != c.code || !strings.Contains(e, c.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", c.args, code, c.code, c.want, e)
+		}
+	}
+	// A will would come 1.5 keep-alive periods after the client fell silent.
+	time.Sleep(2500 * time.Millisecond)
+	pub(t, port, "-t", "wills/marker", "-m", "end")
+	watcher.expect(t, "wills/marker end")
+}
+
+// `sub -v` prints the name of a retained message on an exact topic, which arrives right
+// behind the SUBACK that gives its id (issue 15: it printed "26 closed").
+func TestSubVerboseRetainedExactTopic(t *testing.T) {
+	port := daemon(t, pubsubConf)
+	pub(t, port, "-t", "state/door", "-m", "closed", "-r")
+	for i := range 5 {
+		code, out, e := runClient(t, port, "", "sub", "-t", "state/door", "-v", "-C", "1", "-W", "5")
+		if code != 0 || out != "state/door closed\n" {
+			t.Fatalf("run %d: exit %d, printed %q\n%s", i, code, out, e)
+		}
+	}
 }

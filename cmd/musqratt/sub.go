@@ -44,7 +44,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 Subscribes on an MQTT-SN gateway and prints each message's payload on its own line
 (with -v, the topic first). -t takes names and filters with + and #. Exit 0 on
 interrupt or when -C is reached; 1 if the gateway refused, did not answer or was lost;
-2 on bad flags; 27 if -W passed first.
+2 on bad flags or topics (checked before connecting); 27 if -W passed first.
 
 Flags:
 `)
@@ -67,6 +67,11 @@ Flags:
 	}
 	if len(topics) == 0 {
 		return fail(2, "give at least one topic: -t NAME or -T ID")
+	}
+	for _, t := range topics {
+		if err := t.CheckSubscribe(); err != nil {
+			return fail(2, "-t: %v", err)
+		}
 	}
 	q, err := parseQoS(qos, 0)
 	if err != nil {
@@ -95,21 +100,27 @@ Flags:
 	}
 	c, err := client.Dial(ctx, addr, cfg)
 	if err != nil {
-		return fail(1, "%s: %v", addr, err)
+		return fail(1, "%s", dialError(addr, err))
 	}
 	defer c.Close()
+	// From here on, an error ends the session with DISCONNECT: no will for a client
+	// that stopped on purpose.
+	abort := func(err error) int {
+		cf.disconnect(c, stderr)
+		return fail(1, "%v", err)
+	}
 	cf.debugf(stderr, "connected to %s as %q", addr, cfg.ClientID)
 	for _, t := range topics {
 		granted, id, err := c.Subscribe(ctx, t, q)
 		if err != nil {
-			return fail(1, "%v", err)
+			return abort(err)
 		}
 		cf.debugf(stderr, "subscribed to %v (granted QoS %d, topic id %d)", t, granted, id)
 	}
 	var wakeTick <-chan time.Time
 	if sleep != 0 {
 		if err := c.Sleep(ctx, sleep); err != nil {
-			return fail(1, "%v", err)
+			return abort(err)
 		}
 		cf.debugf(stderr, "asleep for %v, waking every %v", sleep, wake)
 		tk := time.NewTicker(wake)
@@ -152,7 +163,7 @@ Flags:
 		case <-wakeTick:
 			if err := c.Wake(ctx); err != nil {
 				out.Flush()
-				return fail(1, "%v", err)
+				return abort(err)
 			}
 			cf.debugf(stderr, "woke, collected buffered messages, asleep again")
 		case <-timeout:
@@ -174,9 +185,5 @@ Flags:
 // finishSub ends the session with DISCONNECT, waiting briefly: the process is leaving
 // either way, and a gateway that does not answer should not hold it up.
 func finishSub(c *client.Client, cf *clientFlags, stderr io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), cf.retry)
-	defer cancel()
-	if err := c.Disconnect(ctx); err != nil {
-		cf.debugf(stderr, "%v", err)
-	}
+	cf.disconnect(c, stderr)
 }
