@@ -149,8 +149,8 @@ var defaultConf []byte
 func DefaultConfigFile() []byte { return append([]byte(nil), defaultConf...) }
 
 // Default returns the embedded default configuration (default.conf): UDP port 1883 on
-// every address, dual stack, ADVERTISE to the IPv4 broadcast and IPv6 all-nodes
-// addresses, the engine's default limits, state in memory.
+// every address, dual stack, no ADVERTISE broadcast, the engine's default limits,
+// state in memory.
 func Default() Config {
 	cfg, err := ParseConfig("default.conf", bytes.NewReader(defaultConf))
 	if err != nil {

@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,23 @@ func TestDiffConfig(t *testing.T) {
 	}
 	if r := diffConfig(a, a); len(r.Applied)+len(r.Restart) != 0 {
 		t.Errorf("no change: %+v", r)
+	}
+}
+
+// musqratt.conf.example is "every key, with its default": parsed, it differs from the
+// built-in default only in the pre-defined topics it shows (it used to turn on
+// broadcast ADVERTISE).
+func TestConfExampleStatesTheDefaults(t *testing.T) {
+	example, err := os.ReadFile("../musqratt.conf.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("musqratt.conf.example", bytes.NewReader(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := diffConfig(Default(), cfg)
+	if got := strings.Join(append(r.Applied, r.Restart...), ","); got != "topic" {
+		t.Errorf("musqratt.conf.example differs from the defaults in %s (only topic is an example)", got)
 	}
 }

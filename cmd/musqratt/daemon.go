@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -143,7 +144,19 @@ Flags:
 		cfg.Persistence = st
 	}
 
-	watchMetrics(ctx, &cfg, logger, stderr)
+	// The status server is bound before serving: an operator who asked for it gets it
+	// or an error, not a broker without it.
+	var statusLn net.Listener
+	if cfg.StatusListen != "" {
+		ln, err := listenStatus(cfg.StatusListen, logger)
+		if err != nil {
+			logger.Error("status_listen: cannot listen", "addr", cfg.StatusListen, "err", err)
+			return 1
+		}
+		defer ln.Close()
+		statusLn = ln
+	}
+	watchMetrics(ctx, &cfg, statusLn, logger, stderr)
 
 	conns := make([]*net.UDPConn, 0, len(cfg.Listen))
 	defer func() {
@@ -197,8 +210,12 @@ func applyFlags(fs *flag.FlagSet, cfg *kernel.Config, listens, broadcasts []stri
 			if s, ok := strings.CutSuffix(a, ",ipv6only"); ok {
 				addr, v6only = s, true
 			}
-			if _, _, err := net.SplitHostPort(addr); err != nil {
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
 				return fmt.Errorf("--listen %q: want host:port, e.g. [::]:1883 or 0.0.0.0:1883", a)
+			}
+			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				return fmt.Errorf("--listen %q: port %q is not a number from 0 to 65535", a, port)
 			}
 			cfg.Listen = append(cfg.Listen, kernel.Listener{Addr: addr, IPv6Only: v6only})
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,5 +56,31 @@ func TestDaemonStatusServer(t *testing.T) {
 	}
 	if p := fetch("debug/pprof/"); !strings.Contains(p, "heap") {
 		t.Error("pprof index not served")
+	}
+}
+
+// A status server that cannot bind stops the daemon at start, with the reason.
+func TestDaemonStatusBindFailureIsFatal(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	code, _, errOut := runCmd("serve", "--listen", "127.0.0.1:0", "--broadcast", "none", "--status-listen", busy.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "status_listen: cannot listen") || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("exit %d:\n%s", code, errOut)
+	}
+}
+
+// status_listen off loopback serves, with a warning that pprof is exposed.
+func TestDaemonStatusWarnsOffLoopback(t *testing.T) {
+	_, stop := startServe(t, "--listen", "127.0.0.1:0", "--broadcast", "none", "--status-listen", "0.0.0.0:0")
+	_, logs := stop()
+	if !strings.Contains(logs, "status_listen is not a loopback address") || !strings.Contains(logs, "pprof") {
+		t.Errorf("no warning:\n%s", logs)
+	}
+	_, stop = startServe(t, "--listen", "127.0.0.1:0", "--broadcast", "none", "--status-listen", "127.0.0.1:0")
+	if _, logs := stop(); strings.Contains(logs, "not a loopback address") {
+		t.Errorf("warning on loopback:\n%s", logs)
 	}
 }

@@ -87,6 +87,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{[]string{"serve", "--log-format", "xml"}, 2, `--log-format "xml": want text or json`},
 		{[]string{"serve", "--listen", "1883"}, 2, `--listen "1883": want host:port`},
+		{[]string{"serve", "--check", "--listen", ":99999"}, 2, `--listen ":99999": port "99999" is not a number from 0 to 65535`},
 		{[]string{"serve", "--broadcast", "10.0.0.255"}, 2, `--broadcast "10.0.0.255"`},
 	} {
 		code, _, errOut := runCmd(tc.args...)
