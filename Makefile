@@ -31,6 +31,7 @@ GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testd
 help:
 	@echo "make run        serve MQTT-SN on UDP 1883 (go run ./cmd/musqratt)"
 	@echo "make build      build bin/musqratt"
+	@echo "make install    install bin/musqratt in PREFIX (default /usr/local), under DESTDIR"
 	@echo "make test       the whole suite: deps, vet, gofmt, staticcheck, go test -race, fuzz smoke"
 	@echo "make fuzz       run every fuzz target for LONG_FUZZTIME (default $(LONG_FUZZTIME)) each"
 	@echo "make soak       the long reliability run: lossy link over many seeds, kill -9 many times"
@@ -39,8 +40,10 @@ help:
 run:
 	$(GO) run ./cmd/musqratt
 
+# -buildvcs=auto: the git revision is stamped (musqratt version shows it) whenever the
+# tree is a checkout, even under GOFLAGS=-buildvcs=false.
 build:
-	$(GO) build -o bin/musqratt ./cmd/musqratt
+	$(GO) build -buildvcs=auto -o bin/musqratt ./cmd/musqratt
 
 test: deps vet fmt-check staticcheck hosted-coverage images unit fuzz-smoke
 	@echo "make test: all checks passed"
@@ -131,6 +134,16 @@ fuzz-all:
 
 clean:
 	rm -rf bin
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary in $(DESTDIR)$(PREFIX)/bin, the
+# example configuration and the licence in $(DESTDIR)$(PREFIX)/share/doc/musqratt.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+.PHONY: install
+install: build
+	install -D -m 0755 bin/musqratt $(DESTDIR)$(PREFIX)/bin/musqratt
+	install -D -m 0644 musqratt.conf.example $(DESTDIR)$(PREFIX)/share/doc/musqratt/musqratt.conf.example
+	install -D -m 0644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/musqratt/LICENSE
 
 # Benchmarks: the broker on a loopback port against the in-process UDP relay floor:
 # latency at QoS 0, 1 and 2 at 1000 msg/s with 32-octet payloads, unpaced throughput
