@@ -23,7 +23,7 @@ var DumpEvery = "60s"
 
 // serveBroker runs the broker on bind with cfg (the embedded default and ExtraConfig),
 // logging and dumping metrics to the console, until the Bind fails.
-func serveBroker(ctx context.Context, b *board.Board, st *netstack.Stack, cfg kernel.Config, bind serve.Bind, console io.Writer) error {
+func serveBroker(ctx context.Context, b *board.Board, st *netstack.Stack, cfg kernel.Config, bind *netstack.UDPBind, console io.Writer) error {
 	every, err := time.ParseDuration(DumpEvery)
 	if err != nil {
 		return fmt.Errorf("DumpEvery %q: %v", DumpEvery, err)
@@ -33,7 +33,7 @@ func serveBroker(ctx context.Context, b *board.Board, st *netstack.Stack, cfg ke
 	cfg.Board = b.Name
 	cfg.Version = Version
 	cfg.Clock = latency.Func(b.Clock.Counter, b.Clock.Freq())
-	cfg.ExtraMetrics = linkMetrics(st)
+	cfg.ExtraMetrics = linkMetrics(st, bind)
 	cfg.OnServing = func(m *kernel.Metrics) {
 		go kernel.Console(ctx, m, b.Console, console, every)
 	}
@@ -54,8 +54,12 @@ func serveRelay(ctx context.Context, b *board.Board, bind serve.Bind, console io
 
 // linkMetrics renders the link endpoint's counters of every interface: what the NIC
 // took, and what it could not (never a silent loss below the loop).
-func linkMetrics(st *netstack.Stack) func(dst []latency.Metric) []latency.Metric {
+func linkMetrics(st *netstack.Stack, bind *netstack.UDPBind) func(dst []latency.Metric) []latency.Metric {
 	return func(dst []latency.Metric) []latency.Metric {
+		bs := bind.Stats()
+		dst = append(dst,
+			latency.Metric{Name: "udp_rx_queue_full_total", Help: "Datagrams for the broker's port dropped because its receive queue was full.", Kind: latency.Counter, Value: float64(bs.RxQueueFull)},
+			latency.Metric{Name: "udp_malformed_total", Help: "Datagrams for the broker's port dropped for a bad UDP length or checksum.", Kind: latency.Counter, Value: float64(bs.Malformed)})
 		for _, s := range st.InterfaceStats() {
 			nic := [2]string{"nic", s.MAC.String()}
 			c := func(name, help string, v uint64, labels ...[2]string) {

@@ -25,17 +25,18 @@ import (
 //   - gonet over this package's link endpoint: 34 (gonet itself: a waiter
 //     entry, a deadline select, a net.UDPAddr and a tcpip.FullAddress per read
 //     and write);
-//   - UDPBind over this package's link endpoint: bindRoundTripAllocs, none of
-//     them in this package.
-//
-// What remains is gVisor's, 10 per datagram. On send (6): FindRoute for an
-// unconnected destination (the Route, and the address AddrNetProtoLocked moves to
-// the heap), the io.LimitedReader of buffer.WriteFromReader, the send buffer's
-// OnRelease closure, and Route.resolvedFields' callback closure and the fields it
-// captures. On receive (4): udp's HandlePacket boxes the IP header into a
-// header.Network interface three times (PacketBuffer.Network) and queues a
-// udpPacket. Packet buffers, views and chunks come from gVisor's pools.
-const bindRoundTripAllocs = 20
+//   - UDPBind on gVisor's own UDP endpoint (this session's first Bind): 20, all
+//     gVisor's: on send, FindRoute for an unconnected destination, the
+//     LimitedReader of WriteFromReader, the send buffer's release closure and
+//     Route.resolvedFields; on receive, three interface boxings of the IP header
+//     (PacketBuffer.Network) and a queued udpPacket;
+//   - UDPBind as it is now, its own transport endpoint on the stack's
+//     demultiplexer, a route cached per peer and the UDP header built by the Bind:
+//     bindRoundTripAllocs. (An IPv4 datagram that may be fragmented also draws an
+//     identification from gVisor's random source, which allocates its two-octet
+//     buffer: the Bind sets Don't Fragment when the datagram fits the MTU, as Linux
+//     does.) Packet buffers, views and chunks come from gVisor's pools.
+const bindRoundTripAllocs = 0
 
 // roundTripper runs one round trip.
 type roundTripper func(tb testing.TB)
@@ -104,7 +105,7 @@ func TestRoundTripAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under the race detector; counts are not comparable")
 	}
-	if b > bindRoundTripAllocs {
+	if b > bindRoundTripAllocs+0.1 { // AllocsPerRun averages: allow a rare pool refill
 		t.Fatalf("UDPBind round trip: %.1f allocations, budget %d", b, bindRoundTripAllocs)
 	}
 }
