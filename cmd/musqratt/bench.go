@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/packet"
@@ -424,6 +425,7 @@ func printRow(w io.Writer, path, round string, c [7]int, q []float64) {
 // snConn is one MQTT-SN client socket, connected to the server (broker or relay).
 type snConn struct {
 	c       *net.UDPConn
+	raw     syscall.RawConn // c's descriptor, for readWait
 	buf     []byte
 	out     []byte
 	timeout time.Duration
@@ -436,7 +438,12 @@ func dialSN(addr *net.UDPAddr, timeout time.Duration) (*snConn, error) {
 	}
 	_ = c.SetReadBuffer(1 << 20)
 	_ = c.SetWriteBuffer(1 << 20)
-	return &snConn{c: c, buf: make([]byte, 65536), timeout: timeout}, nil
+	raw, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &snConn{c: c, raw: raw, buf: make([]byte, 65536), timeout: timeout}, nil
 }
 
 func (s *snConn) send(p *packet.Packet) error {
@@ -447,17 +454,14 @@ func (s *snConn) send(p *packet.Packet) error {
 
 // await reads until a packet of type want (and msgID, when nonzero) arrives, or the
 // timeout passes. Other packets are answered when they need an answer, else ignored.
+// It waits with readWait: its thread blocks in the kernel, the goroutine never parks in
+// Go's network poller, which stays free for the subscribers' goroutines.
 func (s *snConn) await(want packet.Type, msgID uint16, p *packet.Packet) error {
-	deadline := time.Now().Add(s.timeout)
-	if err := s.c.SetReadDeadline(deadline); err != nil {
-		return err
-	}
-	defer s.c.SetReadDeadline(time.Time{})
+	end := monoNow() + int64(s.timeout)
 	for {
-		n, err := s.c.Read(s.buf)
+		n, err := s.readWait(time.Duration(end - monoNow()))
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return fmt.Errorf("no %v within %v", want, s.timeout)
 			}
 			return err
