@@ -54,6 +54,12 @@ func RunBinds(ctx context.Context, cfg Config, binds []serve.Bind, logger *slog.
 	if bc.Seed == 0 {
 		bc.Seed = randomSeed()
 	}
+	if len(cfg.Broadcast) == 0 && bc.AdvertiseInterval >= 0 {
+		// broadcast none: there is nowhere to send ADVERTISE, so the engine makes
+		// none (rather than encoding one the loop cannot send and counting it sent).
+		// SEARCHGW is still answered: GWINFO goes to the searcher.
+		bc.AdvertiseInterval = -1
+	}
 	clock := cfg.Clock
 	if clock == nil {
 		clock = latency.Monotonic()

@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"context"
+	"github.com/musqratt/musqratt/broker/packet"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -191,5 +192,29 @@ func TestRunRejectsBadEngineConfig(t *testing.T) {
 	}
 	if err := RunConns(context.Background(), Default(), nil, nil); err == nil {
 		t.Error("no conns: no error")
+	}
+}
+
+// With broadcast none the engine sends no ADVERTISE (none is counted as sent), and
+// SEARCHGW is still answered with GWINFO to the searcher.
+func TestRunNoAdvertiseWithoutBroadcast(t *testing.T) {
+	srv, cli := udp(t, "127.0.0.1:0"), udp(t, "127.0.0.1:0")
+	cfg, err := ParseConfig("test.conf", strings.NewReader("broadcast none\nadvertise_interval 1s\nsys_interval off\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *Metrics
+	ready := make(chan struct{})
+	cfg.OnServing = func(mm *Metrics) { m = mm; close(ready) }
+	var logs syncBuffer
+	runKernel(t, cfg, &logs, srv)
+	<-ready
+	cli.WriteToUDPAddrPort([]byte{3, 0x01, 0}, local(srv)) // SEARCHGW, radius 0
+	if got := read(t, cli); len(got) < 3 || got[1] != 0x02 {
+		t.Fatalf("SEARCHGW answered %x, want GWINFO", got)
+	}
+	time.Sleep(1200 * time.Millisecond) // past one advertise_interval
+	if n := m.Stats().OutByType[packet.ADVERTISE]; n != 0 {
+		t.Errorf("%d ADVERTISE counted as sent with broadcast none", n)
 	}
 }
