@@ -31,11 +31,12 @@ type Broker struct {
 	nextAdvertise time.Time
 
 	// Reused per call so the steady state allocates nothing.
-	pkt     packet.Packet // the decoded input
-	outPkt  packet.Packet // the packet being encoded
-	arena   []byte        // encoded output; datagrams alias it until the next call
-	matches []topic.Entry
-	inMsg   message // the PUBLISH being handled (handlePublish)
+	pkt       packet.Packet // the decoded input
+	outPkt    packet.Packet // the packet being encoded
+	arena     []byte        // encoded output; datagrams alias it until the next call
+	matches   []topic.Entry
+	inMsg     message  // the PUBLISH being handled (handlePublish)
+	idScratch []uint16 // topic ids being released (clearKnown)
 
 	// Persistence (persist.go).
 	journal   []byte

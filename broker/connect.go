@@ -54,6 +54,7 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 		// slot held by silence comes back (docs/config.md).
 		s.keepAlive = b.cfg.MaxKeepAlive
 	}
+	wasClean := s.clean
 	s.clean = p.Flags.CleanSession()
 	if s.clean {
 		b.wipe(s)
@@ -62,8 +63,16 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 		// A resumed session resends what was unacknowledged, with DUP.
 		b.requeueInflight(s)
 		s.reg = nil
+		if wasClean {
+			// A clean session's client asks to keep it: what it is owed is owed to a
+			// persistent session from now on.
+			for _, m := range s.out.queue {
+				b.journalMsg(s, m, m.msgID, m.awaiting)
+			}
+		}
 	}
 	b.setState(s, StateDisconnected)
+	b.dirty(s) // no longer asleep, or persistent from now on (even if its will exchange is abandoned)
 	if p.Flags.Will() {
 		b.setPhase(s, phaseWillTopic)
 		s.pendingWill = will{}

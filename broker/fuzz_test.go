@@ -27,7 +27,10 @@ import (
 //   - an address that never completed a CONNECT is sent at most 3x the octets it sent;
 //   - state stays within the configured limits and no gauge goes negative;
 //   - Tick leaves nothing due: afterwards Deadline is zero or in the future;
-//   - every output carries the Mark of an input already seen (or 0).
+//   - every output carries the Mark of an input already seen (or 0);
+//   - nothing durable goes unrecorded: the journal records the calls emitted so far,
+//     restored into a fresh engine, give the live engine's durable state, and so does a
+//     snapshot of it (checkDurable, durable_fuzz_test.go).
 //
 // The input is a sequence of records: ctrl, advance, length (one octet, two when ctrl's
 // bit 7 is set), datagram. ctrl's bits 0-1 choose the peer (3 is a node behind a
@@ -88,6 +91,7 @@ func fuzzConfig() broker.Config {
 		MaxHeldPerClient:   2,
 		MaxHoldTime:        20 * time.Second,
 		Seed:               1,
+		Persist:            true,
 	}
 }
 
@@ -101,6 +105,14 @@ type engineHarness struct {
 
 	rx, tx    map[netip.AddrPort]int
 	connected map[netip.AddrPort]bool // sent a CONNACK accepted at some point
+
+	// Durability check (durable_fuzz_test.go): the journal records taken after every
+	// call, as the daemon commits them; the durable state they restore to, for
+	// restoredLen octets of them; the last live state a snapshot was checked for.
+	log                   []byte
+	restored, snapshotted []string
+	restoredLen           int
+	lastInput             string // the last datagram received, described (failure messages)
 
 	record  []byte // the records of the steps taken (seed generation)
 	last    [4][]packet.Packet
@@ -148,6 +160,7 @@ func (h *engineHarness) step(c int, adv byte, d []byte) {
 		}
 		h.out = h.b.Tick(h.now, h.out[:0])
 		h.check(h.out, true)
+		h.checkDurable("Tick")
 		if dl := h.b.Deadline(); !dl.IsZero() && !dl.After(h.now) {
 			h.t.Fatalf("after Tick(%v), Deadline is %v: something due was left undone", h.now, dl)
 		}
@@ -165,8 +178,10 @@ func (h *engineHarness) step(c int, adv byte, d []byte) {
 	}
 	h.rx[addr] += len(d)
 	h.mark++
+	h.lastInput = describe(c, d)
 	h.out = h.b.Receive(h.now, broker.Datagram{Addr: addr, B: d, Mark: h.mark}, h.out[:0])
 	h.check(h.out, false)
+	h.checkDurable("Receive")
 }
 
 func (h *engineHarness) check(out []broker.Datagram, tick bool) {
@@ -363,6 +378,90 @@ var engineSeeds = map[string]func(h *engineHarness){
 		h.send(1, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(2), MsgID: 2, TopicName: []byte("x")})
 		h.send(1, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(2), MsgID: 3, TopicName: []byte("y/#")}) // over MaxSubsPerClient
 		h.send(1, 0, []packet.Packet{{Type: packet.DISCONNECT}}[0])
+	},
+	// Persistent sessions, for the durability check: deliveries in flight at each
+	// handshake position, queued while away, requeued on return.
+	"persistent_owed_qos1_2": func(h *engineHarness) {
+		h.send(0, 0, connectPkt("ps", 0, 60))
+		h.send(0, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(2), MsgID: 1, TopicName: []byte("d/#")})
+		h.send(0, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(1), MsgID: 2, TopicName: []byte("d/x")})
+		h.send(1, 0, connectPkt("pub", packet.FlagCleanSession, 60))
+		id := h.send(1, 0, packet.Packet{Type: packet.REGISTER, MsgID: 1, TopicName: []byte("d/x")})[0].TopicID
+		h.send(1, 0, publishPkt(2, packet.TopicNormal, id, 1, "q2"))
+		var sent []packet.Packet
+		for _, p := range h.last[0] { // the subscriber's share of that step
+			if p.Type == packet.PUBLISH {
+				sent = append(sent, p)
+			}
+		}
+		h.send(1, 0, ack(packet.PUBREL, 1))
+		for _, p := range sent {
+			h.send(0, 0, ack(packet.PUBREC, p.MsgID)) // PUBREL due; PUBCOMP never sent
+		}
+		for i := range 6 { // one waiting for the window, then over MaxQueuedPerClient once away
+			h.send(1, 1, publishPkt(1, packet.TopicNormal, id, uint16(10+i), fmt.Sprint("q1-", i)))
+		}
+		h.send(0, 0, disconnectPkt())
+		for i := range 3 {
+			h.send(1, 1, publishPkt(2, packet.TopicNormal, id, uint16(20+i), fmt.Sprint("away-", i)))
+			h.send(1, 0, ack(packet.PUBREL, uint16(20+i)))
+		}
+		h.ackAll(0, h.send(0, 5, connectPkt("ps", 0, 60)))
+		h.wait(200)
+	},
+	"persistent_from_clean": func(h *engineHarness) {
+		h.send(0, 0, connectPkt("pc", packet.FlagCleanSession, 60))
+		h.send(0, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(1), MsgID: 1, TopicName: []byte("e/+")})
+		h.send(1, 0, connectPkt("pub", packet.FlagCleanSession, 60))
+		id := h.send(1, 0, packet.Packet{Type: packet.REGISTER, MsgID: 1, TopicName: []byte("e/1")})[0].TopicID
+		for i := range 3 {
+			h.send(1, 0, publishPkt(1, packet.TopicNormal, id, uint16(1+i), fmt.Sprint("c-", i)))
+		}
+		h.send(0, 0, connectPkt("pc", 0, 60)) // the same client id, now persistent
+		h.send(0, 0, disconnectPkt())
+		h.send(2, 0, connectPkt("pc", 0, 60))
+	},
+	"persistent_sleep_will": func(h *engineHarness) {
+		h.send(2, 0, connectPkt("sw", packet.FlagWill, 30))
+		h.send(2, 0, packet.Packet{Type: packet.WILLTOPIC, Flags: qos(1), WillTopic: []byte("w/sw")})
+		h.send(2, 0, packet.Packet{Type: packet.WILLMSG, WillMsg: []byte("bye")})
+		h.send(2, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(1), MsgID: 1, TopicName: []byte("w/+")})
+		h.send(2, 0, sleepPkt(100))
+		h.send(2, 5, connectPkt("sw", packet.FlagWill, 30)) // will exchange never finished
+		h.wait(130)
+		h.send(2, 0, connectPkt("sw", 0, 30))
+		h.send(2, 0, packet.Packet{Type: packet.WILLTOPICUPD, Flags: qos(2) | packet.FlagRetain, WillTopic: []byte("w/x")})
+		h.send(2, 0, packet.Packet{Type: packet.WILLMSGUPD, WillMsg: []byte("gone")})
+		h.wait(200) // keep-alive: lost, will published
+	},
+	"persistent_limits": func(h *engineHarness) {
+		// A wildcard subscriber told more topic ids than MaxTopicsPerClient by the
+		// broker's REGISTERs; QoS 2 receipts of held publications; a retained will.
+		h.send(0, 0, connectPkt("wr", 0, 60))
+		h.send(0, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(1), MsgID: 1, TopicName: []byte("r/#")})
+		h.send(1, 0, connectPkt("pub", packet.FlagWill, 60))
+		h.send(1, 0, packet.Packet{Type: packet.WILLTOPIC, Flags: qos(1) | packet.FlagRetain, WillTopic: []byte("r/will")})
+		h.send(1, 0, packet.Packet{Type: packet.WILLMSG, WillMsg: []byte("w")})
+		h.send(3, 0, connectPkt("pub2", packet.FlagCleanSession, 60))
+		for i := range 6 {
+			c := 1 + 2*(i/3) // pub, then pub2: each within MaxTopicsPerClient
+			r := h.send(c, 0, packet.Packet{Type: packet.REGISTER, MsgID: uint16(i + 1), TopicName: []byte(fmt.Sprint("r/", i))})
+			h.send(c, 0, publishPkt(0, packet.TopicNormal, r[0].TopicID, 0, "x"))
+			h.ackAll(0, h.last[0])
+		}
+		h.send(1, 0, packet.Packet{Type: packet.UNSUBSCRIBE, MsgID: 8, TopicName: []byte("nothing")})
+		h.send(1, 0, publishPkt(2, packet.TopicShort, 0x722f, 30, "q2 receipt")) // "r/"
+		first := append([]packet.Packet(nil), h.last[0]...)
+		for i := range 4 { // the subscriber does not answer: its outbox fills
+			h.send(1, 0, publishPkt(1, packet.TopicShort, 0x722f, uint16(31+i), fmt.Sprint("f", i)))
+		}
+		h.send(1, 0, publishPkt(2, packet.TopicShort, 0x722f, 40, "held 1"))
+		h.send(1, 0, publishPkt(2, packet.TopicShort, 0x722f, 41, "held 2"))
+		h.ackAll(0, first) // room: both held are delivered and their PUBRECs sent
+		h.ackAll(0, h.last[0])
+		h.wait(150) // the publisher is lost: its will
+		h.send(2, 0, connectPkt("late", 0, 60))
+		h.ackAll(2, h.send(2, 0, packet.Packet{Type: packet.SUBSCRIBE, Flags: qos(2), MsgID: 1, TopicName: []byte("r/will")}))
 	},
 	"malformed": func(h *engineHarness) {
 		for _, b := range [][]byte{{}, {0x02, 0x03}, {0x03, 0x16}, {0x01, 0x00, 0x05, 0x0c, 0}, {0x07, 0x0c, 0x23, 0, 1, 0, 1}, {0x03, 0xfe, 0x01, 0x02, 0x16}} {

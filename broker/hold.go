@@ -103,6 +103,20 @@ func (b *Broker) findHeld(s *session, msgID uint16) int {
 	return -1
 }
 
+// heldQoS2 counts s's held QoS 2 publications.
+func (b *Broker) heldQoS2(s *session) int {
+	if s.held == 0 {
+		return 0
+	}
+	n := 0
+	for i := range b.held {
+		if h := &b.held[i]; h.pub == s && h.m.qos == packet.QoS2 {
+			n++
+		}
+	}
+	return n
+}
+
 // releaseHeld delivers and acknowledges, in arrival order, the held publications for
 // which every matching outbox now has room; a publisher's later publications wait
 // behind its earlier ones.

@@ -56,7 +56,8 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 	// QoS 2: deliver on the first PUBLISH, remember its msg id until PUBREL so that
 	// a retransmitted PUBLISH (its PUBREC was lost) is acknowledged, not delivered again.
 	if _, dup := s.qos2In[p.MsgID]; !dup && !b.recentlyReleased(s, p, r.now) {
-		if len(s.qos2In) >= b.cfg.MaxQoS2Incoming && b.findHeld(s, p.MsgID) < 0 {
+		// Held QoS 2 publications count: each becomes a receipt when it is delivered.
+		if len(s.qos2In)+b.heldQoS2(s) >= b.cfg.MaxQoS2Incoming && b.findHeld(s, p.MsgID) < 0 {
 			b.limitHit(LimitQoS2Incoming, s.clientID)
 			return b.puback(out, s, p, packet.Congestion, r.mark)
 		}
@@ -411,9 +412,15 @@ func (b *Broker) sendPublish(s *session, m *message, q packet.QoS, now time.Time
 		mark:     m.mark,
 	}
 	if !s.clean {
-		// A persistent session must be able to requeue it if the client goes away.
+		// A persistent session must be able to requeue it if the client goes away, at
+		// the QoS it was sent with (the subscription's, if lower than the publication's).
 		if !m.own {
 			m = m.owned()
+			m.qos = q
+		} else if m.qos != q {
+			c := *m
+			c.qos = q
+			m = &c
 		}
 		in.msg = m
 		b.journalMsg(s, m, in.msgID, awaiting)

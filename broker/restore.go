@@ -24,7 +24,7 @@ type RestoreReport struct {
 	Sessions, Subscriptions, Registrations, Messages, Retained, Topics int
 
 	// What was left out: over a configured limit (max_clients, max_subscriptions_per_
-	// client, max_topics_per_client, max_queued_per_client, max_qos2_incoming,
+	// client, max_queued_per_client (+ the in-flight window), max_qos2_incoming,
 	// max_retained, max_topics, max_payload, max_topic_length, max_topic_levels,
 	// max_client_id_length) or invalid under it.
 	DroppedSessions, DroppedSubscriptions, DroppedRegistrations   int
@@ -211,8 +211,12 @@ func decodeSavedSession(r *journal.Reader) *savedSession {
 }
 
 // validTopic reports whether a topic name or filter read back is valid and within the
-// limits a client's would be held to.
+// limits a client's would be held to. A short topic name (two octets, neither a
+// wildcard: 6.7) is valid whatever its octets, as it is when a client uses it.
 func (b *Broker) validTopic(name string, filter bool) bool {
+	if topic.IsShortName(name) {
+		return true
+	}
 	var err error
 	if filter {
 		err = topic.ValidateFilter(name)
@@ -220,6 +224,13 @@ func (b *Broker) validTopic(name string, filter bool) bool {
 		err = topic.ValidateName(name)
 	}
 	return err == nil && b.topicFits(name)
+}
+
+// restorableName reports whether a retained message's or an owed delivery's topic read
+// back is one the engine could have published on: a valid topic name (of any length:
+// injected and pre-defined names are not held to max_topic_length), or a short name.
+func restorableName(name string) bool {
+	return topic.IsShortName(name) || topic.ValidateName(name) == nil
 }
 
 // applyTopics assigns the topic ids read back: valid names within the limits, one id
@@ -265,7 +276,7 @@ func (b *Broker) applyRetained(st *restoring) {
 	for _, name := range names {
 		rm := st.retained[name]
 		_, had := b.retained[name]
-		if topic.ValidateName(name) != nil || len(rm.data) > b.cfg.MaxPayload || rm.qos < packet.QoS0 || rm.qos > packet.QoS2 ||
+		if !restorableName(name) || len(rm.data) > b.cfg.MaxPayload || rm.qos < packet.QoS0 || rm.qos > packet.QoS2 ||
 			(!had && len(b.retained) >= b.cfg.MaxRetained) {
 			st.report.DroppedRetained++
 			continue
@@ -339,8 +350,11 @@ func (b *Broker) applySession(s *session, ss *savedSession, st *restoring, now t
 			st.report.Subscriptions++
 		}
 	}
+	// Registrations are not held to MaxTopicsPerClient: that bounds the ids a client
+	// asks for, while the broker REGISTERs every topic a wildcard subscription brings.
+	// Each must name a topic id restored, so MaxTopics bounds them.
 	for _, id := range ss.known {
-		if _, ok := b.topics.name(id); !ok || len(s.known) >= b.cfg.MaxTopicsPerClient {
+		if _, ok := b.topics.name(id); !ok {
 			st.report.DroppedRegistrations++
 			continue
 		}
@@ -366,8 +380,8 @@ func (b *Broker) applySession(s *session, ss *savedSession, st *restoring, now t
 	s.dirty = false
 }
 
-// applyOwed queues the deliveries owed to s, in journal order, at most
-// MaxQueuedPerClient of them, each valid under the limits.
+// applyOwed queues the deliveries owed to s, in journal order, at most owedMax of
+// them, each valid under the limits.
 func (b *Broker) applyOwed(s *session, owed map[uint64]*message, st *restoring) {
 	seqs := make([]uint64, 0, len(owed))
 	for seq := range owed {
@@ -378,8 +392,8 @@ func (b *Broker) applyOwed(s *session, owed map[uint64]*message, st *restoring) 
 	for _, seq := range seqs {
 		m := owed[seq]
 		b.noteSeq(seq)
-		ok := topic.ValidateName(m.topic) == nil && m.qos >= packet.QoS1 && m.qos <= packet.QoS2 &&
-			len(m.data) <= b.cfg.MaxPayload && s.out.queued() < b.cfg.MaxQueuedPerClient
+		ok := restorableName(m.topic) && m.qos >= packet.QoS1 && m.qos <= packet.QoS2 &&
+			len(m.data) <= b.cfg.MaxPayload && s.out.queued() < b.owedMax()
 		switch m.awaiting {
 		case 0, packet.PUBACK, packet.PUBREC, packet.PUBCOMP:
 		default:
@@ -400,6 +414,11 @@ func (b *Broker) applyOwed(s *session, owed map[uint64]*message, st *restoring) 
 		st.report.Messages++
 	}
 }
+
+// owedMax is how many deliveries a session can be owed: a full queue
+// (MaxQueuedPerClient) and a full in-flight window behind it, which requeue puts back
+// at the head of the queue when the client goes away.
+func (b *Broker) owedMax() int { return b.cfg.MaxQueuedPerClient + b.cfg.InflightWindow }
 
 func (b *Broker) noteSeq(seq uint64) {
 	if seq > b.nextSeq {

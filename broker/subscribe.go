@@ -44,8 +44,11 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 		filter, id = name, p.TopicID
 	case packet.TopicShort:
 		filter, id = b.topics.shortName(p.TopicID), p.TopicID
-		if !topic.IsShortName(filter) {
-			rc = packet.InvalidTopicID // a short topic is a name: no wildcard
+		if !topic.IsShortName(filter) || topic.ValidateFilter(filter) != nil {
+			// A short topic is a name: no wildcard. And the index holds no filter with
+			// U+0000 or invalid UTF-8: accepted, it would never match (a '#' still
+			// gets what is published on it).
+			rc = packet.InvalidTopicID
 		}
 	}
 	if rc == packet.Accepted && b.cfg.Access != nil && !b.cfg.Access.allowed(s.clientID, ActionSubscribe, filter) {

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/musqratt/musqratt/broker/packet"
 	"github.com/musqratt/musqratt/broker/topic"
 )
@@ -276,14 +278,22 @@ func (b *Broker) forgetKnown(s *session, id uint16) {
 	}
 }
 
-// clearKnown forgets every id s's client was told.
+// clearKnown forgets every id s's client was told. The references are released in id
+// order, not map order: the ids freed join the free list in that order, and which id
+// the next topic gets must not depend on a map's iteration (determinism).
 func (b *Broker) clearKnown(s *session) {
+	ids := b.idScratch[:0]
 	for id := range s.known {
-		b.ref(id, -1)
+		ids = append(ids, id)
 	}
 	for id := range s.refused {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
 		b.ref(id, -1)
 	}
+	b.idScratch = ids[:0]
 	s.known, s.refused = nil, nil
 }
 
