@@ -1,21 +1,45 @@
 package broker
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/packet"
 	"github.com/musqratt/musqratt/broker/topic"
 )
 
+// refused reports a refused CONNECT: who, from where, and why.
+func (b *Broker) refused(r *request, p *packet.Packet, why string) {
+	if b.cfg.OnEvent != nil {
+		b.cfg.OnEvent(Event{Kind: EventRefused, ClientID: string(p.ClientID), Addr: r.from.addr, Detail: why})
+	}
+}
+
+// denied reports a publish or subscribe an access rule refused.
+func (b *Broker) denied(s *session, what string) {
+	if b.cfg.OnEvent != nil {
+		b.cfg.OnEvent(Event{Kind: EventDenied, ClientID: s.clientID, Addr: s.peer.addr, Detail: what})
+	}
+}
+
 // handleConnect: CONNECT (6.3), with the will exchange when the Will flag is set, clean
 // and persistent sessions (6.6), and takeover of a session from another address.
 func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datagram {
 	p := r.p
-	if p.ProtocolID != packet.ProtocolID || len(p.ClientID) == 0 || len(p.ClientID) > b.cfg.MaxClientIDLen {
+	switch {
+	case p.ProtocolID != packet.ProtocolID:
+		b.refused(r, p, fmt.Sprintf("protocol id %#02x (MQTT-SN v1.2 is 0x01)", p.ProtocolID))
+		return b.connack(out, &r.from, packet.NotSupported, r.mark)
+	case len(p.ClientID) == 0:
+		b.refused(r, p, "empty client id")
+		return b.connack(out, &r.from, packet.NotSupported, r.mark)
+	case len(p.ClientID) > b.cfg.MaxClientIDLen:
+		b.refused(r, p, fmt.Sprintf("client id of %d octets (max_client_id_length %d)", len(p.ClientID), b.cfg.MaxClientIDLen))
 		return b.connack(out, &r.from, packet.NotSupported, r.mark)
 	}
 	if !b.cfg.Access.addrAllowed(r.from.addr) || !b.cfg.Access.clientAllowed(string(p.ClientID)) {
 		b.c.drops[DropDenied].Add(1)
+		b.refused(r, p, "denied by the access rules")
 		return b.connack(out, &r.from, packet.NotSupported, r.mark)
 	}
 	s := b.byClientID[string(p.ClientID)]
@@ -31,10 +55,11 @@ func (b *Broker) handleConnect(r *request, cur *session, out []Datagram) []Datag
 	} else if s.bound && s.peer.key() != r.from.key() {
 		if b.cfg.RequireSameAddress {
 			b.c.drops[DropDenied].Add(1)
+			b.refused(r, p, "session bound to "+s.peer.addr.String()+" (require_same_address)")
 			return b.connack(out, &r.from, packet.NotSupported, r.mark)
 		}
 		b.c.takeovers.Add(1)
-		b.event(Event{Kind: EventTakeover, ClientID: s.clientID, State: s.state, Detail: r.from.addr.String()})
+		b.event(Event{Kind: EventTakeover, ClientID: s.clientID, Addr: r.from.addr, State: s.state, Detail: "from " + s.peer.addr.String()})
 	}
 	defer b.scheduleIfLive(s)
 	b.dropHeld(s) // a new connection: what the old one had held was never acknowledged
@@ -109,7 +134,7 @@ func (b *Broker) completeConnect(s *session, r *request, out []Datagram) []Datag
 	b.setPhase(s, phaseNone)
 	b.setState(s, StateActive)
 	b.dirty(s)
-	b.event(Event{Kind: EventConnect, ClientID: s.clientID, State: StateActive})
+	b.event(Event{Kind: EventConnect, ClientID: s.clientID, Addr: s.peer.addr, State: StateActive})
 	out = b.connackTo(out, s, packet.Accepted, r.mark)
 	return b.pump(s, r.now, out)
 }
@@ -230,13 +255,13 @@ func (b *Broker) handleDisconnect(r *request, s *session, out []Datagram) []Data
 		s.sleepUntil = r.now.Add(grace(s.sleepFor))
 		b.setState(s, StateAsleep)
 		b.dirty(s)
-		b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateAsleep})
+		b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, Addr: s.peer.addr, State: StateAsleep})
 		b.reply(packet.DISCONNECT)
 		return b.emitTo(out, s, r.mark)
 	}
 	b.reply(packet.DISCONNECT)
 	out = b.emitTo(out, s, r.mark)
-	b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateDisconnected})
+	b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, Addr: s.peer.addr, State: StateDisconnected})
 	if s.clean {
 		b.deleteSession(s)
 		return out

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -167,5 +168,36 @@ func TestInjectBatchKeepsEarlierDatagrams(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"first", "second", "third"}) {
 		t.Errorf("batch payloads %q", got)
+	}
+}
+
+// A refused CONNECT and an access denial are reported as events with the client's
+// address and the reason, and connects carry the address (operators' logs need both).
+func TestRefusalAndDenialEvents(t *testing.T) {
+	var events []broker.Event
+	cfg := broker.Config{OnEvent: func(e broker.Event) { events = append(events, e) }}
+	cfg.Access = &broker.Access{Rules: []broker.Rule{
+		{Allow: true, Client: "*", Action: broker.ActionSubscribe, Filter: "#"},
+		{Allow: true, Client: "*", Action: broker.ActionPublish, Filter: "ok/#"},
+	}}
+	n := newNet(t, cfg)
+	long := n.NewClient("long", addr1)
+	long.Send(packet.Packet{Type: packet.CONNECT, Flags: packet.FlagCleanSession, ProtocolID: packet.ProtocolID, Duration: 60,
+		ClientID: []byte(strings.Repeat("x", 30))})
+	long.Expect(t, packet.CONNACK)
+	c := n.NewClient("c", addr2)
+	c.Connect(t, brokertest.ConnectOptions{})
+	c.Publish(0, packet.TopicNormal, c.Register(t, "secret/x"), "hi", false)
+	var got []string
+	for _, e := range events {
+		got = append(got, fmt.Sprintf("%d %s %v %s", e.Kind, e.ClientID, e.Addr, e.Detail))
+	}
+	want := []string{
+		fmt.Sprintf("%d %s %s client id of 30 octets (max_client_id_length 23)", broker.EventRefused, strings.Repeat("x", 30), addr1),
+		fmt.Sprintf("%d c %s ", broker.EventConnect, addr2),
+		fmt.Sprintf("%d c %s publish secret/x", broker.EventDenied, addr2),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events\n got %q\nwant %q", got, want)
 	}
 }

@@ -33,6 +33,7 @@ func (b *Broker) handlePublish(r *request, s *session, out []Datagram) []Datagra
 	}
 	if b.cfg.Access != nil && !b.cfg.Access.allowed(s.clientID, ActionPublish, m.topic) {
 		b.c.drops[DropDenied].Add(1)
+		b.denied(s, "publish "+m.topic)
 		if qos == packet.QoS0 {
 			return out
 		}

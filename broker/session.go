@@ -218,7 +218,7 @@ func (b *Broker) deleteSession(s *session) {
 // will is published and a clean session ends; a persistent one keeps its state for
 // the client's return, with unacknowledged deliveries requeued to be resent.
 func (b *Broker) lose(s *session, now time.Time, out []Datagram) []Datagram {
-	b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, State: StateLost, Detail: "lost"})
+	b.event(Event{Kind: EventDisconnect, ClientID: s.clientID, Addr: s.peer.addr, State: StateLost, Detail: "lost"})
 	b.dropHeld(s)
 	b.heldWake = true // a subscriber gone: publishers waiting for it may go on
 	out = b.publishWill(s, now, out)

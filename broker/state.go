@@ -1,5 +1,7 @@
 package broker
 
+import "net/netip"
+
 // State is a client session's state (spec 6.14).
 type State uint8
 
@@ -33,6 +35,8 @@ const (
 	EventDisconnect                  // a client disconnected, went to sleep or was lost
 	EventTakeover                    // a session moved to a new address
 	EventWill                        // a will was published
+	EventRefused                     // a CONNECT was refused (Detail says why)
+	EventDenied                      // an access rule refused a publish or subscribe (Detail: what)
 )
 
 // Event is an optional notification for the driver to log; the engine itself never logs.
@@ -40,6 +44,7 @@ type Event struct {
 	Kind     EventKind
 	Limit    Limit
 	ClientID string
+	Addr     netip.AddrPort // the client's address, where known
 	State    State
 	Detail   string
 }

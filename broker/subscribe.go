@@ -53,6 +53,7 @@ func (b *Broker) handleSubscribe(r *request, s *session, out []Datagram) []Datag
 	}
 	if rc == packet.Accepted && b.cfg.Access != nil && !b.cfg.Access.allowed(s.clientID, ActionSubscribe, filter) {
 		b.c.drops[DropDenied].Add(1)
+		b.denied(s, "subscribe "+filter)
 		rc = packet.NotSupported
 	}
 	if _, exists := s.filters[filter]; rc == packet.Accepted && !exists {

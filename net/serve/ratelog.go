@@ -87,8 +87,9 @@ const (
 //
 //	cfg.OnEvent = serve.NewEventLog(logger, 0).Event
 //
-// Limits hit are logged at Warn, at most once per window per limit; connects,
-// disconnects, takeovers and wills at Info, at most 10 per window per kind. Lines that
+// Limits hit are logged at Warn, at most once per window per limit; refused
+// CONNECTs and access denials at Warn, and connects, disconnects, takeovers and wills
+// at Info, at most 10 per window per kind; each line names the client and its address. Lines that
 // were held back are counted in the "suppressed" attribute of the next line of the
 // same kind, and Flush reports the rest.
 type EventLog struct {
@@ -112,6 +113,8 @@ var eventKindNames = [...]string{
 	broker.EventDisconnect: "disconnect",
 	broker.EventTakeover:   "takeover",
 	broker.EventWill:       "will",
+	broker.EventRefused:    "refused",
+	broker.EventDenied:     "denied",
 }
 
 func eventKindName(k broker.EventKind) string {
@@ -132,8 +135,11 @@ func eventKey(e broker.Event) uint32 {
 // Event logs e, unless its kind is over its rate. It is safe for concurrent use.
 func (el *EventLog) Event(e broker.Event) {
 	burst, level := lifecycleBurst, slog.LevelInfo
-	if e.Kind == broker.EventLimit {
+	switch e.Kind {
+	case broker.EventLimit:
 		burst, level = limitBurst, slog.LevelWarn
+	case broker.EventRefused, broker.EventDenied:
+		level = slog.LevelWarn
 	}
 	if !el.log.Enabled(context.Background(), level) {
 		return
@@ -142,7 +148,7 @@ func (el *EventLog) Event(e broker.Event) {
 	if !ok {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 6)
+	attrs := make([]slog.Attr, 0, 7)
 	msg := "client " + eventKindName(e.Kind)
 	if e.Kind == broker.EventLimit {
 		msg = "limit reached"
@@ -150,6 +156,9 @@ func (el *EventLog) Event(e broker.Event) {
 	}
 	if e.ClientID != "" {
 		attrs = append(attrs, slog.String("client", e.ClientID))
+	}
+	if e.Addr.IsValid() {
+		attrs = append(attrs, slog.String("addr", e.Addr.String()))
 	}
 	if e.Kind == broker.EventDisconnect {
 		attrs = append(attrs, slog.String("state", e.State.String()))

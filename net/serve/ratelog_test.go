@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,27 @@ func TestEventLogFields(t *testing.T) {
 	el.Event(broker.Event{Kind: broker.EventWill, ClientID: "s1"})
 	out := buf.String()
 	for _, want := range []string{`msg="client disconnect" client=s1 state=lost detail="keep-alive expired"`, `msg="client will" client=s1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+// Connects carry the client's address; refused CONNECTs and access denials are
+// logged at Warn with the reason.
+func TestEventLogAddressesAndRefusals(t *testing.T) {
+	var buf bytes.Buffer
+	el := NewEventLog(slog.New(slog.NewTextHandler(&buf, nil)), 0)
+	addr := netip.MustParseAddrPort("192.0.2.7:40000")
+	el.Event(broker.Event{Kind: broker.EventConnect, ClientID: "c1", Addr: addr})
+	el.Event(broker.Event{Kind: broker.EventRefused, ClientID: "abcdefghijklmnopqrstuvwxyz0123", Addr: addr, Detail: "client id of 30 octets (max_client_id_length 23)"})
+	el.Event(broker.Event{Kind: broker.EventDenied, ClientID: "c1", Addr: addr, Detail: "publish secret/x"})
+	out := buf.String()
+	for _, want := range []string{
+		`level=INFO msg="client connect" client=c1 addr=192.0.2.7:40000`,
+		`level=WARN msg="client refused" client=abcdefghijklmnopqrstuvwxyz0123 addr=192.0.2.7:40000 detail="client id of 30 octets (max_client_id_length 23)"`,
+		`level=WARN msg="client denied" client=c1 addr=192.0.2.7:40000 detail="publish secret/x"`,
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
