@@ -17,10 +17,11 @@ STATICCHECK_VERSION ?= v0.8.2
 STATICCHECK         := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 # Debian packages the tests use (brokers and clients to interoperate with, QEMU for the
-# images, independent MQTT-SN dissectors, a browser for the status page, netns tools).
+# images, independent MQTT-SN dissectors, a browser for the status page, netns tools,
+# socat for the serial tests' pty pairs).
 # Tests that need a missing one skip and say so.
 DEB_PACKAGES := mosquitto mosquitto-clients qemu-system-arm qemu-system-x86 tshark \
-	python3-scapy chromium chromium-driver nftables iproute2
+	python3-scapy chromium chromium-driver nftables iproute2 socat
 
 # Every Go file of the repository, for gofmt (testdata excluded: it may hold
 # deliberately odd files).

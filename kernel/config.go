@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/musqratt/musqratt/broker"
@@ -21,6 +22,10 @@ const DefaultPort = 1883
 type Config struct {
 	// Listen lists the UDP addresses to serve on (config key listen).
 	Listen []Listener
+
+	// Serial lists the serial lines to serve MQTT-SN on, framed by each message's
+	// Length field (config key serial_listen; hosted Linux builds).
+	Serial []SerialLine
 	// Broadcast lists where ADVERTISE is sent (config key broadcast); empty: nowhere.
 	Broadcast []netip.AddrPort
 	// ReceiveBuffer and SendBuffer size each socket's kernel buffers in bytes; 0 keeps
@@ -100,6 +105,14 @@ type Config struct {
 	// every rendering of the metrics.
 	ExtraMetrics func(dst []latency.Metric) []latency.Metric
 }
+
+// SerialLine is one serial_listen line: a tty and its baud rate.
+type SerialLine struct {
+	Device string
+	Baud   int
+}
+
+func (l SerialLine) String() string { return l.Device + " " + strconv.Itoa(l.Baud) }
 
 // Listener is one listen address.
 type Listener struct {

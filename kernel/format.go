@@ -20,6 +20,9 @@ func Format(cfg Config) []byte {
 	for _, l := range cfg.Listen {
 		line("listen", "%s", l)
 	}
+	for _, l := range cfg.Serial {
+		line("serial_listen", "%s", l)
+	}
 	if len(cfg.Broadcast) == 0 {
 		line("broadcast", "none")
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ func init() {
 		{name: "broadcast", minArgs: 1, maxArgs: 1, repeat: true, example: "broadcast 255.255.255.255:1883", set: setBroadcast},
 		{name: "receive_buffer", minArgs: 1, maxArgs: 1, example: "receive_buffer 4MiB", set: sizeKey(func(c *Config) *int { return &c.ReceiveBuffer }, 0, 1<<30)},
 		{name: "send_buffer", minArgs: 1, maxArgs: 1, example: "send_buffer 1MiB", set: sizeKey(func(c *Config) *int { return &c.SendBuffer }, 0, 1<<30)},
+		{name: "serial_listen", minArgs: 2, maxArgs: 2, repeat: true, example: "serial_listen /dev/ttyUSB0 115200", set: setSerialListen},
 		{name: "busy_poll", minArgs: 1, maxArgs: 1, example: "busy_poll 2ms", set: setBusyPoll},
 		{name: "gateway_id", minArgs: 1, maxArgs: 1, example: "gateway_id 1", set: setGatewayID},
 		{name: "advertise_interval", minArgs: 1, maxArgs: 1, example: "advertise_interval 15m", set: setAdvertise},
@@ -199,6 +201,29 @@ func boolKey(field func(*Config) *bool) func(*parser, []string, string) error {
 		}
 		return nil
 	}
+}
+
+// serialBauds are the rates a tty can be set to (termios), as serial_listen accepts.
+var serialBauds = []int{50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400,
+	57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000,
+	3000000, 3500000, 4000000}
+
+func setSerialListen(p *parser, args []string, _ string) error {
+	dev := args[0]
+	if !strings.HasPrefix(dev, "/") {
+		return p.errorf("serial_listen %q: want the device's path, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...", dev)
+	}
+	baud, err := strconv.Atoi(args[1])
+	if err != nil || !slices.Contains(serialBauds, baud) {
+		return p.errorf("serial_listen %s %q: want a baud rate such as 9600, 38400, 57600, 115200 or 921600", dev, args[1])
+	}
+	for _, l := range p.cfg.Serial {
+		if l.Device == dev {
+			return p.errorf("serial_listen %s: the device is already listed", dev)
+		}
+	}
+	p.cfg.Serial = append(p.cfg.Serial, SerialLine{Device: dev, Baud: baud})
+	return nil
 }
 
 func setListen(p *parser, args []string, _ string) error {

@@ -32,6 +32,9 @@ func TestParseGoodLines(t *testing.T) {
 		}},
 		{"listen", "listen :1883 ipv6only", func(c Config) bool { return c.Listen[0].IPv6Only }},
 		{"listen", "listen localhost:0", func(c Config) bool { return c.Listen[0].Addr == "localhost:0" }},
+		{"serial_listen", "serial_listen /dev/ttyUSB0 115200\nserial_listen /dev/ttyS1 9600", func(c Config) bool {
+			return len(c.Serial) == 2 && c.Serial[0] == SerialLine{"/dev/ttyUSB0", 115200} && c.Serial[1].Baud == 9600
+		}},
 		{"broadcast", "broadcast 192.168.1.255:1883\nbroadcast [ff02::1%eth0]:10000", func(c Config) bool {
 			return reflect.DeepEqual(c.Broadcast, []netip.AddrPort{
 				netip.MustParseAddrPort("192.168.1.255:1883"), netip.MustParseAddrPort("[ff02::1%eth0]:10000")})
@@ -199,6 +202,10 @@ func TestParseBadLines(t *testing.T) {
 		{"topic 1 a/b\ntopic 1 c/d", `musqratt.conf:2: topic 1: id already defined on line 1`},
 		{"topic 1 a/b\ntopic 2 a/b", `musqratt.conf:2: topic 2 "a/b": name already has id 1 (line 1)`},
 		{"listen 1883", `musqratt.conf:1: listen "1883": want host:port, e.g. [::]:1883`},
+		{"serial_listen ttyUSB0 115200", `musqratt.conf:1: serial_listen "ttyUSB0": want the device's path`},
+		{"serial_listen /dev/ttyUSB0 115201", `serial_listen /dev/ttyUSB0 "115201": want a baud rate such as`},
+		{"serial_listen /dev/ttyUSB0", `serial_listen needs a value, e.g. "serial_listen /dev/ttyUSB0 115200"`},
+		{"serial_listen /dev/ttyS0 9600\nserial_listen /dev/ttyS0 19200", `musqratt.conf:2: serial_listen /dev/ttyS0: the device is already listed`},
 		{"listen [::]", `listen "[::]": want host:port`},
 		{"listen 127.0.0.1:99999", `port "99999" is not a number from 0 to 65535`},
 		{"listen [::]:1883 v6", `the only option is ipv6only`},

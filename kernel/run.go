@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -160,9 +161,15 @@ func RunBinds(ctx context.Context, cfg Config, binds []serve.Bind, logger *slog.
 		}()
 	}
 
-	addrs := make([]string, len(binds))
-	for i, b := range binds {
-		addrs[i] = b.String()
+	// UDP sockets under "listen"; anything else (serial lines: "DEVICE ADDR") under
+	// "serial", so that "listen" stays a list of addresses.
+	var addrs, lines []string
+	for _, b := range binds {
+		if _, err := netip.ParseAddrPort(b.String()); err == nil {
+			addrs = append(addrs, b.String())
+		} else {
+			lines = append(lines, b.String())
+		}
 	}
 	bcast := make([]string, len(cfg.Broadcast))
 	for i, a := range cfg.Broadcast {
@@ -173,6 +180,9 @@ func RunBinds(ctx context.Context, cfg Config, binds []serve.Bind, logger *slog.
 		gwID = broker.Defaults().GatewayID
 	}
 	attrs := []any{"listen", strings.Join(addrs, ","), "gateway_id", gwID}
+	if len(lines) > 0 {
+		attrs = append(attrs, "serial", strings.Join(lines, ","))
+	}
 	if cfg.Version != "" {
 		attrs = append([]any{"version", cfg.Version}, attrs...)
 	}

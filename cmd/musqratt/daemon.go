@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/musqratt/musqratt/kernel"
+	"github.com/musqratt/musqratt/net/serial"
 	"github.com/musqratt/musqratt/net/serve"
 	"github.com/musqratt/musqratt/net/udp"
 )
@@ -164,7 +165,19 @@ Flags:
 			c.Close()
 		}
 	}()
-	binds := make([]serve.Bind, 0, len(cfg.Listen))
+	binds := make([]serve.Bind, 0, len(cfg.Serial)+len(cfg.Listen))
+	// Serial lines first: a wildcard UDP socket also "reaches" their synthetic
+	// addresses (100::/64), so they must win the joined Bind's fallback by family.
+	for i, l := range cfg.Serial {
+		b, err := serial.Open(l.Device, l.Baud, serial.Options{Index: i})
+		if err != nil {
+			logger.Error("cannot open serial line", "serial_listen", l.String(), "err", err)
+			return 1
+		}
+		defer b.Close()
+		logger.Info("serving MQTT-SN on a serial line", "device", l.Device, "baud", l.Baud, "client_addr", b.Addr().String())
+		binds = append(binds, b)
+	}
 	for _, l := range cfg.Listen {
 		c, err := udp.Listen(ctx, l.Addr, udp.Options{IPv6Only: l.IPv6Only, ReceiveBuffer: cfg.ReceiveBuffer, SendBuffer: cfg.SendBuffer})
 		if err != nil {
