@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/journal"
@@ -12,7 +13,10 @@ import (
 // receipts, the QoS 1/2 deliveries owed to it, retained messages and topic ids —
 // appends journal records that the driver takes with TakeJournal and writes (and, under
 // the strict policy, syncs) before sending that call's datagrams. Clean sessions are
-// never journaled: they end with the connection anyway.
+// never journaled: they end with the connection anyway. Nor are retained messages on
+// `$SYS/` topics: the driver republishes them from its own counters, so they live in
+// memory only — journalling them would keep an idle broker writing (flash wear) and
+// bring stale values back after a restart (Restore skips any an older log holds).
 
 // TakeJournal returns the records produced since the last call and resets the buffer.
 // The slice is valid until the next call to Receive, Tick or Inject.
@@ -69,7 +73,7 @@ func (b *Broker) journalTopic(id uint16, name string) {
 }
 
 func (b *Broker) journalRetain(name string, rm *retainedMsg) {
-	if !b.cfg.Persist {
+	if !b.cfg.Persist || volatileRetained(name) {
 		return
 	}
 	w := journal.Writer{B: b.scratch[:0]}
@@ -84,6 +88,10 @@ func (b *Broker) journalRetain(name string, rm *retainedMsg) {
 	b.scratch = w.B
 	b.journal = journal.AppendRecord(b.journal, journal.KindRetain, w.B)
 }
+
+// volatileRetained reports whether a retained message on topic name stays out of the
+// journal: the `$SYS/` topics, which describe the running process.
+func volatileRetained(name string) bool { return strings.HasPrefix(name, "$SYS/") }
 
 // journalMsg records (or updates) a delivery owed to a persistent session.
 func (b *Broker) journalMsg(s *session, m *message, msgID uint16, awaiting packet.Type) {

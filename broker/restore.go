@@ -142,6 +142,9 @@ func (st *restoring) read(k journal.Kind, body []byte, pos int) error {
 		if err := done(); err != nil {
 			return err
 		}
+		if volatileRetained(name) {
+			break // $SYS: written by an older version, stale by now
+		}
 		if len(data) == 0 {
 			delete(st.retained, name)
 		} else {
@@ -283,6 +286,7 @@ func (b *Broker) applyRetained(st *restoring) {
 		}
 		if !had {
 			b.c.gauges.retained.Add(1)
+			b.retainedIdx.Add(name)
 		}
 		b.retained[name] = rm
 		b.retainRef(name, 1)

@@ -78,7 +78,10 @@ func (e *engine) Deadline() time.Time {
 
 // publishSys publishes the $SYS topics whose value changed, retained at QoS 0, as
 // Mosquitto does: a subscriber to $SYS/# gets the current values at once and then
-// the changes. Names follow Mosquitto's where the number means the same.
+// the changes. Names follow Mosquitto's where the number means the same. They are
+// retained in memory only: the broker never journals a retained `$SYS/` message
+// (broker/persist.go), so an idle broker does not write its state file and a restart
+// brings no stale value back.
 func (e *engine) publishSys(now time.Time, out []broker.Datagram) []broker.Datagram {
 	s := e.m.Stats()
 	connected := s.ClientsByState[broker.StateActive] + s.ClientsByState[broker.StateAwake]
