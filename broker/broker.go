@@ -25,6 +25,8 @@ type Broker struct {
 	topics       topicTable
 	subs         *topic.Index
 	retained     map[string]*retainedMsg
+	retainedIdx  *topic.Names // the names in retained, for matching a filter (sendRetained)
+	retainedBuf  []string     // sendRetained's matches, reused
 	predefByName map[string]uint16
 
 	timers        sessionHeap
@@ -67,6 +69,7 @@ func New(cfg Config) (*Broker, error) {
 		perAddr:      make(map[netip.Addr]int),
 		subs:         topic.NewIndex(),
 		retained:     make(map[string]*retainedMsg),
+		retainedIdx:  topic.NewNames(),
 		predefByName: make(map[string]uint16, len(cfg.Predefined)),
 		arena:        make([]byte, 0, 4096),
 	}

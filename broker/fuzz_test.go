@@ -234,6 +234,9 @@ func (h *engineHarness) check(out []broker.Datagram, tick bool) {
 	if err := broker.CheckTopicRefs(h.b); err != nil {
 		h.t.Fatal(err)
 	}
+	if err := broker.CheckRetainedIndex(h.b); err != nil {
+		h.t.Fatal(err)
+	}
 	s := h.b.Stats()
 	var sessions int64
 	for st, n := range s.ClientsByState {

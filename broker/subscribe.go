@@ -118,20 +118,19 @@ func (b *Broker) sendRetained(s *session, filter string, granted packet.QoS, now
 		s.out.addBacklog([]string{filter}, granted)
 		return b.pump(s, now, out)
 	}
-	var names []string
-	for name := range b.retained {
-		if topic.Match(filter, name) {
-			names = append(names, name)
-		}
+	// The index visits only the branches the filter reaches, so the cost does not grow
+	// with the retained topics it does not match (issue 12).
+	names := b.retainedIdx.MatchAppend(b.retainedBuf[:0], filter)
+	// In name order, not map or trie order: the engine stays deterministic for a given
+	// input (fuzz reproduction, transcripts, seeded simulations).
+	if len(names) > 0 {
+		slices.Sort(names)
+		s.out.addBacklog(names, granted)
+		out = b.pump(s, now, out)
 	}
-	// In name order, not map order: the engine stays deterministic for a given input
-	// (fuzz reproduction, transcripts, seeded simulations).
-	if len(names) == 0 {
-		return out
-	}
-	slices.Sort(names)
-	s.out.addBacklog(names, granted)
-	return b.pump(s, now, out)
+	clear(names)
+	b.retainedBuf = names[:0]
+	return out
 }
 
 // feedBacklog moves owed retained messages into s's queue while it has room, and
@@ -167,6 +166,7 @@ func (b *Broker) storeRetained(m *message) {
 	if len(m.data) == 0 {
 		if _, ok := b.retained[m.topic]; ok {
 			delete(b.retained, m.topic)
+			b.retainedIdx.Remove(m.topic)
 			b.c.gauges.retained.Add(-1)
 			b.journalRetain(m.topic, nil)
 			b.retainRef(m.topic, -1)
@@ -182,6 +182,7 @@ func (b *Broker) storeRetained(m *message) {
 		}
 		rm = &retainedMsg{}
 		b.retained[m.topic] = rm
+		b.retainedIdx.Add(m.topic)
 		b.c.gauges.retained.Add(1)
 		b.retainRef(m.topic, 1)
 	}
