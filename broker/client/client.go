@@ -51,6 +51,13 @@ type Config struct {
 	// OnLost is called once if the connection is lost: the gateway stops answering
 	// PINGREQ, sends DISCONNECT unasked, or the socket fails.
 	OnLost func(error)
+	// OnPacket, when set, sees every packet: each one the client sends (sent=true,
+	// retransmissions included, just before it is written) and each one it receives
+	// and decodes (before it is handled), once each — the trace of `musqratt pub -d`
+	// (Describe formats it). It runs on the sending or the reader goroutine, the
+	// former under the client's lock: it must not block or call the Client, and p
+	// (which may alias a buffer) is valid only during the call.
+	OnPacket func(sent bool, p *packet.Packet)
 }
 
 // Will is the last-will message the gateway publishes if this client is lost.
@@ -324,6 +331,10 @@ func (c *Client) sendLocked(p *packet.Packet) error {
 		return fmt.Errorf("mqttsn: cannot encode %v", p.Type)
 	}
 	c.lastSend = time.Now()
+	if c.cfg.OnPacket != nil {
+		// Before the write, so that the answer's line cannot come first.
+		c.cfg.OnPacket(true, p)
+	}
 	_, err := c.conn.Write(c.out)
 	return err
 }
@@ -360,6 +371,9 @@ func (c *Client) read() {
 		}
 		if packet.Decode(buf[:n], &p) != nil {
 			continue // not ours to judge: a gateway bug or stray datagram
+		}
+		if c.cfg.OnPacket != nil {
+			c.cfg.OnPacket(false, &p)
 		}
 		c.handle(&p)
 	}

@@ -262,18 +262,17 @@ func subscribePacket(typ packet.Type, t Topic) (packet.Packet, error) {
 // PublishQoSMinus1 sends one QoS -1 PUBLISH on conn (connected to the gateway): no
 // CONNECT, no answer. Only a pre-defined id or a short name can be used (6.8).
 func PublishQoSMinus1(conn *net.UDPConn, t Topic, payload []byte, retain bool) error {
+	p, err := QoSMinus1Packet(t, payload, retain)
+	if err != nil {
+		return err
+	}
+	_, err = conn.Write(packet.Append(nil, &p))
+	return err
+}
+
+func checkQoSMinus1(t Topic) error {
 	if t.Type == packet.TopicNormal {
 		return fmt.Errorf("mqttsn: QoS -1 needs a pre-defined topic id or a short name, not %v", t)
 	}
-	if err := t.check(); err != nil {
-		return err
-	}
-	id := t.ID
-	if t.Type == packet.TopicShort {
-		id = shortID(t.Name)
-	}
-	b := packet.Append(nil, &packet.Packet{Type: packet.PUBLISH,
-		Flags: packet.Flags(0).WithQoS(packet.QoSMinus1).WithTopicIDType(t.Type) | retainFlag(retain), TopicID: id, Data: payload})
-	_, err := conn.Write(b)
-	return err
+	return t.check()
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/musqratt/musqratt/broker/client"
@@ -45,7 +46,7 @@ func (f *clientFlags) register(fs *flag.FlagSet, idPrefix string) {
 	fs.BoolVar(&f.persistent, "c", false, "persistent session (CleanSession 0): the gateway keeps subscriptions and queued messages across connections")
 	fs.DurationVar(&f.retry, "retry", client.DefaultRetryInterval, "T_RETRY: resend an unanswered request after `DURATION`")
 	fs.IntVar(&f.retries, "retries", client.DefaultRetries, "N_RETRY: resend an unanswered request at most `N` times")
-	fs.BoolVar(&f.debug, "d", false, "print each protocol step on stderr")
+	fs.BoolVar(&f.debug, "d", false, "print every packet sent (->) and received (<-) on stderr, one line each")
 	fs.StringVar(&f.willTopic, "will-topic", "", "publish a will to `TOPIC` if this client is lost")
 	fs.StringVar(&f.willPayload, "will-payload", "", "the will's `MESSAGE`")
 	fs.IntVar(&f.willQoS, "will-qos", 0, "the will's `QOS` (0, 1 or 2)")
@@ -83,6 +84,30 @@ func (f *clientFlags) config() (addr string, cfg client.Config, err error) {
 		return "", cfg, fmt.Errorf("--will-payload and --will-retain need --will-topic")
 	}
 	return net.JoinHostPort(strings.Trim(f.host, "[]"), strconv.Itoa(f.port)), cfg, nil
+}
+
+// tracer is the client's Config.OnPacket under -d (nil without): one line on w per
+// packet sent ("-> PUBLISH id=7 ...") or received ("<- PUBREC id=7"), as
+// mqtt-sn-tools' -d does. Each line is one write, so the sending and the reader
+// goroutines' lines never interleave.
+func (f *clientFlags) tracer(w io.Writer) func(sent bool, p *packet.Packet) {
+	if !f.debug {
+		return nil
+	}
+	var mu sync.Mutex
+	var line []byte
+	return func(sent bool, p *packet.Packet) {
+		mu.Lock()
+		defer mu.Unlock()
+		if sent {
+			line = append(line[:0], "-> "...)
+		} else {
+			line = append(line[:0], "<- "...)
+		}
+		line = append(line, client.Describe(p)...)
+		line = append(line, '\n')
+		w.Write(line)
+	}
 }
 
 // debugf prints a protocol step when -d is set.

@@ -106,18 +106,12 @@ Flags:
 	if q == packet.QoSMinus1 {
 		return pubQoSMinus1(addr, topics[0], payload, retain, lines, &cf, stderr, fail)
 	}
+	cfg.OnPacket = cf.tracer(stderr)
 	c, err := client.Dial(ctx, addr, cfg)
 	if err != nil {
 		return fail(1, "%s", dialError(addr, err))
 	}
-	cf.debugf(stderr, "connected to %s as %q", addr, cfg.ClientID)
-	publish := func(p []byte) error {
-		err := c.Publish(ctx, topics[0], p, q, retain)
-		if err == nil {
-			cf.debugf(stderr, "published %d octets to %v at QoS %d", len(p), topics[0], q)
-		}
-		return err
-	}
+	publish := func(p []byte) error { return c.Publish(ctx, topics[0], p, q, retain) }
 	if lines {
 		sc := bufio.NewScanner(stdin)
 		sc.Buffer(make([]byte, 64<<10), packet.MaxLen)
@@ -153,7 +147,18 @@ func pubQoSMinus1(addr string, t client.Topic, payload []byte, retain, lines boo
 		return fail(1, "%v", err)
 	}
 	defer conn.Close()
-	send := func(p []byte) error { return client.PublishQoSMinus1(conn, t, p, retain) }
+	trace := cf.tracer(stderr)
+	send := func(data []byte) error {
+		p, err := client.QoSMinus1Packet(t, data, retain)
+		if err != nil {
+			return err
+		}
+		if trace != nil {
+			trace(true, &p)
+		}
+		_, err = conn.Write(packet.Append(nil, &p))
+		return err
+	}
 	if lines {
 		sc := bufio.NewScanner(stdin)
 		for sc.Scan() && err == nil {
@@ -169,6 +174,5 @@ func pubQoSMinus1(addr string, t client.Topic, payload []byte, retain, lines boo
 		}
 		return fail(code, "%v", err)
 	}
-	cf.debugf(stderr, "sent QoS -1 to %v at %s", t, addr)
 	return 0
 }

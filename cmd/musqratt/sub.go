@@ -98,6 +98,7 @@ Flags:
 		case <-ctx.Done():
 		}
 	}
+	cfg.OnPacket = cf.tracer(stderr)
 	c, err := client.Dial(ctx, addr, cfg)
 	if err != nil {
 		return fail(1, "%s", dialError(addr, err))
@@ -109,7 +110,6 @@ Flags:
 		cf.disconnect(c, stderr)
 		return fail(1, "%v", err)
 	}
-	cf.debugf(stderr, "connected to %s as %q", addr, cfg.ClientID)
 	for _, t := range topics {
 		granted, id, err := c.Subscribe(ctx, t, q)
 		if err != nil {
