@@ -465,6 +465,10 @@ func TestBindTryReceive(t *testing.T) {
 		t.Fatalf("TryReceiveBatch on an empty socket: %d, %v", n, err)
 	}
 	dst := netip.AddrPortFrom(a6, 1883)
+	// Resolve the neighbour first: datagrams written while NDP is pending wait in
+	// gVisor's queue, which it flushes after the entry is usable, so later datagrams
+	// can overtake them.
+	exchangeTo(t, cli, srv, dst)
 	out := make([]serve.Packet, 5)
 	for i := range out {
 		out[i] = serve.Packet{Buf: []byte{byte(i)}, Addr: dst}

@@ -45,7 +45,9 @@
 // counted in [InterfaceStats].
 // Packets written while a neighbour is being resolved wait in gVisor's own
 // small per-neighbour queue and are sent later by gVisor; a failure then is
-// counted here but reaches no caller.
+// counted here but reaches no caller, and since gVisor flushes that queue after
+// the entry is usable, a packet written just then can overtake them (only the
+// first datagrams to a neighbour not yet resolved; UDP promises no order).
 //
 // # Frames in
 //
