@@ -101,7 +101,7 @@ func (e *RejectedError) Error() string { return fmt.Sprintf("mqttsn: %s %v", e.O
 // requests are serialised.
 type Client struct {
 	cfg  Config
-	conn *net.UDPConn
+	conn net.Conn
 
 	reqMu sync.Mutex // one outstanding request at a time
 
@@ -162,6 +162,13 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return DialConn(ctx, conn, addr, cfg)
+}
+
+// DialConn is Dial over conn, a datagram link to the gateway already open (a UDP
+// socket, or a serial line adapted to net.Conn: one MQTT-SN message per Read and
+// Write), named addr in errors. It closes conn if the CONNECT fails.
+func DialConn(ctx context.Context, conn net.Conn, addr string, cfg Config) (*Client, error) {
 	c, err := New(conn, cfg)
 	if err != nil {
 		conn.Close()
@@ -194,9 +201,9 @@ func (e *NoBrokerError) Error() string {
 
 func (e *NoBrokerError) Unwrap() error { return e.Err }
 
-// New wraps conn (connected to the gateway) without connecting: for QoS -1 publishes,
-// or to call Connect later.
-func New(conn *net.UDPConn, cfg Config) (*Client, error) {
+// New wraps conn (connected to the gateway; each Read and Write one MQTT-SN message)
+// without connecting: for QoS -1 publishes, or to call Connect later.
+func New(conn net.Conn, cfg Config) (*Client, error) {
 	if len(cfg.ClientID) > packet.MaxClientIDLen {
 		return nil, fmt.Errorf("mqttsn: client id %q is %d octets; MQTT-SN allows 1-%d", cfg.ClientID, len(cfg.ClientID), packet.MaxClientIDLen)
 	}

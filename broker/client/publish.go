@@ -261,7 +261,7 @@ func subscribePacket(typ packet.Type, t Topic) (packet.Packet, error) {
 
 // PublishQoSMinus1 sends one QoS -1 PUBLISH on conn (connected to the gateway): no
 // CONNECT, no answer. Only a pre-defined id or a short name can be used (6.8).
-func PublishQoSMinus1(conn *net.UDPConn, t Topic, payload []byte, retain bool) error {
+func PublishQoSMinus1(conn net.Conn, t Topic, payload []byte, retain bool) error {
 	p, err := QoSMinus1Packet(t, payload, retain)
 	if err != nil {
 		return err

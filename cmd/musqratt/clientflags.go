@@ -31,6 +31,9 @@ type clientFlags struct {
 	retry      time.Duration
 	retries    int
 	debug      bool
+	serial     string // --serial DEVICE: the gateway is on this serial line, not UDP
+	baud       int
+	fs         *flag.FlagSet
 
 	willTopic   string
 	willPayload string
@@ -41,6 +44,9 @@ type clientFlags struct {
 func (f *clientFlags) register(fs *flag.FlagSet, idPrefix string) {
 	fs.StringVar(&f.host, "h", "localhost", "the gateway's `HOST` name or address")
 	fs.IntVar(&f.port, "p", 1883, "the gateway's UDP `PORT`")
+	fs.StringVar(&f.serial, "serial", "", "reach the gateway over the serial line `DEVICE` (its serial_listen), not UDP: MQTT-SN messages back to back, framed by their Length")
+	fs.IntVar(&f.baud, "baud", 115200, "the --serial line's `RATE` in baud (a standard rate: 9600, 115200, ...)")
+	f.fs = fs
 	fs.StringVar(&f.id, "i", fmt.Sprintf("%s-%d", idPrefix, os.Getpid()), "client `ID` (1-23 octets)")
 	fs.IntVar(&f.keepAlive, "k", 60, "keep-alive in `SECONDS` (1-65535)")
 	fs.BoolVar(&f.persistent, "c", false, "persistent session (CleanSession 0): the gateway keeps subscriptions and queued messages across connections")
@@ -53,8 +59,23 @@ func (f *clientFlags) register(fs *flag.FlagSet, idPrefix string) {
 	fs.BoolVar(&f.willRetain, "will-retain", false, "retain the will")
 }
 
-// config checks the flags and returns the gateway address and client configuration.
+// config checks the flags and returns the gateway address (with --serial, the
+// device) and client configuration.
 func (f *clientFlags) config() (addr string, cfg client.Config, err error) {
+	set := map[string]bool{}
+	if f.fs != nil {
+		f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	}
+	if f.serial != "" {
+		if set["h"] || set["p"] {
+			return "", cfg, fmt.Errorf("-h and -p are for UDP; --serial %s names the gateway's line instead", f.serial)
+		}
+		if f.baud <= 0 {
+			return "", cfg, fmt.Errorf("--baud %d: a baud rate is positive", f.baud)
+		}
+	} else if set["baud"] {
+		return "", cfg, fmt.Errorf("--baud needs --serial DEVICE")
+	}
 	if f.port < 1 || f.port > 65535 {
 		return "", cfg, fmt.Errorf("-p %d: a UDP port is 1-65535", f.port)
 	}
@@ -83,7 +104,35 @@ func (f *clientFlags) config() (addr string, cfg client.Config, err error) {
 	} else if f.willPayload != "" || f.willRetain {
 		return "", cfg, fmt.Errorf("--will-payload and --will-retain need --will-topic")
 	}
+	if f.serial != "" {
+		return f.serial, cfg, nil
+	}
 	return net.JoinHostPort(strings.Trim(f.host, "[]"), strconv.Itoa(f.port)), cfg, nil
+}
+
+// conn opens the link to the gateway at addr (config's): a connected UDP socket, or
+// with --serial the serial line.
+func (f *clientFlags) conn(addr string) (net.Conn, error) {
+	if f.serial != "" {
+		return dialSerial(f.serial, f.baud)
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return net.DialUDP("udp", nil, ua)
+}
+
+// dial connects a client to the gateway at addr (config's) over UDP or --serial.
+func (f *clientFlags) dial(ctx context.Context, addr string, cfg client.Config) (*client.Client, error) {
+	if f.serial == "" {
+		return client.Dial(ctx, addr, cfg)
+	}
+	conn, err := f.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return client.DialConn(ctx, conn, addr, cfg)
 }
 
 // tracer is the client's Config.OnPacket under -d (nil without): one line on w per
@@ -130,7 +179,7 @@ func (f *clientFlags) disconnect(c *client.Client, stderr io.Writer) {
 // dialError says what went wrong connecting to addr, without repeating it.
 func dialError(addr string, err error) string {
 	var nb *client.NoBrokerError
-	if errors.As(err, &nb) {
+	if errors.As(err, &nb) || strings.Contains(err.Error(), addr) {
 		return err.Error()
 	}
 	return fmt.Sprintf("%s: %v", addr, err)

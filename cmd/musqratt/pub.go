@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 
 	"github.com/musqratt/musqratt/broker/client"
@@ -47,6 +46,10 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 Publishes to an MQTT-SN gateway and exits 0 once the message is delivered to it (QoS
 1 and 2: acknowledged; QoS 0 and -1: sent). Exit 1: the gateway refused or did not
 answer; exit 2: bad flags, topic or message size (checked before connecting).
+
+The gateway is reached over UDP at -h/-p, or with --serial DEVICE [--baud RATE] over
+a serial line that the gateway serves with serial_listen (MQTT-SN messages back to
+back, each framed by its Length field); -h or -p with --serial is a flag error.
 
 Flags:
 `)
@@ -107,7 +110,7 @@ Flags:
 		return pubQoSMinus1(addr, topics[0], payload, retain, lines, &cf, stderr, fail)
 	}
 	cfg.OnPacket = cf.tracer(stderr)
-	c, err := client.Dial(ctx, addr, cfg)
+	c, err := cf.dial(ctx, addr, cfg)
 	if err != nil {
 		return fail(1, "%s", dialError(addr, err))
 	}
@@ -138,13 +141,9 @@ Flags:
 
 // pubQoSMinus1 sends without connecting: no answer comes, so success means sent.
 func pubQoSMinus1(addr string, t client.Topic, payload []byte, retain, lines bool, cf *clientFlags, stderr io.Writer, fail func(int, string, ...any) int) int {
-	ua, err := net.ResolveUDPAddr("udp", addr)
+	conn, err := cf.conn(addr)
 	if err != nil {
-		return fail(1, "%v", err)
-	}
-	conn, err := net.DialUDP("udp", nil, ua)
-	if err != nil {
-		return fail(1, "%v", err)
+		return fail(1, "%s", dialError(addr, err))
 	}
 	defer conn.Close()
 	trace := cf.tracer(stderr)

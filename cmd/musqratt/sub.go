@@ -46,6 +46,10 @@ Subscribes on an MQTT-SN gateway and prints each message's payload on its own li
 interrupt or when -C is reached; 1 if the gateway refused, did not answer or was lost;
 2 on bad flags or topics (checked before connecting); 27 if -W passed first.
 
+The gateway is reached over UDP at -h/-p, or with --serial DEVICE [--baud RATE] over
+a serial line that the gateway serves with serial_listen (MQTT-SN messages back to
+back, each framed by its Length field); -h or -p with --serial is a flag error.
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -99,7 +103,7 @@ Flags:
 		}
 	}
 	cfg.OnPacket = cf.tracer(stderr)
-	c, err := client.Dial(ctx, addr, cfg)
+	c, err := cf.dial(ctx, addr, cfg)
 	if err != nil {
 		return fail(1, "%s", dialError(addr, err))
 	}
