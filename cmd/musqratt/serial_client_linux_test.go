@@ -1,67 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
-)
 
-// socatPty makes a pair of connected pseudo-terminals with socat and returns their
-// slave paths: what one writes, the other reads.
-func socatPty(t *testing.T) (string, string) {
-	t.Helper()
-	path, err := exec.LookPath("socat")
-	if err != nil {
-		t.Skip("NOT RUN: socat missing (Debian package socat)")
-	}
-	cmd := exec.Command(path, "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	re := regexp.MustCompile(`PTY is (\S+)`)
-	var names []string
-	sc := bufio.NewScanner(stderr)
-	deadline := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
-	defer deadline.Stop()
-	for len(names) < 2 && sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			names = append(names, m[1])
-		}
-	}
-	if len(names) < 2 {
-		t.Fatalf("socat named %d ptys", len(names))
-	}
-	go func() { // keep draining socat's log
-		for sc.Scan() {
-		}
-	}()
-	for _, n := range names {
-		for i := 0; ; i++ {
-			if _, err := os.Stat(n); err == nil {
-				break
-			}
-			if i > 100 {
-				t.Fatalf("%s never appeared", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	return names[0], names[1]
-}
+	"github.com/musqratt/musqratt/net/serial/serialtest"
+)
 
 // runSerialClient runs the binary as `musqratt ARGS` with no -h/-p.
 func runSerialClient(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -81,7 +30,7 @@ func runSerialClient(t *testing.T, args ...string) (code int, stdout, stderr str
 // `musqratt pub --serial` and `sub --serial` reach a daemon's serial_listen line
 // through a socat pty pair, and exchange messages both ways with UDP clients.
 func TestClientSerial(t *testing.T) {
-	line, dev := socatPty(t)
+	line, dev := serialtest.PtyPair(t)
 	port := daemon(t, "serial_listen "+line+" 115200\n")
 
 	// Serial pub → UDP sub.

@@ -3,75 +3,18 @@
 package serial
 
 import (
-	"bufio"
-	"bytes"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"regexp"
 	"testing"
 	"time"
-)
 
-// ptyPair starts Debian's socat joining two ptys and returns their device names.
-func ptyPair(t testing.TB) (string, string) {
-	t.Helper()
-	path, err := exec.LookPath("socat")
-	if err != nil {
-		t.Skip("NOT RUN: socat missing (Debian package socat)")
-	}
-	cmd := exec.Command(path, "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	re := regexp.MustCompile(`PTY is (\S+)`)
-	var names []string
-	sc := bufio.NewScanner(stderr)
-	deadline := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
-	defer deadline.Stop()
-	for len(names) < 2 && sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			names = append(names, m[1])
-		}
-		if bytes.Contains(sc.Bytes(), []byte("starting data transfer loop")) {
-			break
-		}
-	}
-	if len(names) < 2 {
-		t.Fatalf("socat named %d ptys", len(names))
-	}
-	go func() { // keep draining socat's log
-		for sc.Scan() {
-		}
-	}()
-	// socat opens the ptys' masters before it prints "starting data transfer loop";
-	// wait until both slaves exist.
-	for _, n := range names {
-		for i := 0; ; i++ {
-			if _, err := os.Stat(n); err == nil {
-				break
-			}
-			if i > 100 {
-				t.Fatalf("%s never appeared", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	return names[0], names[1]
-}
+	"github.com/musqratt/musqratt/net/serial/serialtest"
+)
 
 // Through a real pty pair (Open's termios path on both ends): frames split, back to
 // back and after noise come through in both directions.
 func TestPty(t *testing.T) {
-	a, b := ptyPair(t)
+	a, b := serialtest.PtyPair(t)
 	ba, err := Open(a, 115200, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +66,7 @@ func TestPty(t *testing.T) {
 
 // The broker over a pty line joined with UDP, as the daemon will run it.
 func TestEndToEndPty(t *testing.T) {
-	a, b := ptyPair(t)
+	a, b := serialtest.PtyPair(t)
 	sb, err := Open(a, 115200, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +111,7 @@ func openRaw(name string) (*os.File, error) {
 // to its baud rate: this measures the software path; a real 115200 line carries at
 // most 115200/10/20 = 576 such frames a second).
 func BenchmarkPtyFrames(b *testing.B) {
-	x, y := ptyPair(b)
+	x, y := serialtest.PtyPair(b)
 	bx, err := Open(x, 115200, Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -184,7 +127,7 @@ func BenchmarkPtyFrames(b *testing.B) {
 
 // The floor for BenchmarkPtyFrames: the same octets raw through the same pty pair.
 func BenchmarkPtyRaw(b *testing.B) {
-	x, y := ptyPair(b)
+	x, y := serialtest.PtyPair(b)
 	fx, err := openRaw(x)
 	if err != nil {
 		b.Fatal(err)
