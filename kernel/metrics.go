@@ -197,7 +197,7 @@ func (m *Metrics) AppendMetrics(dst []latency.Metric) []latency.Metric {
 	}
 	for _, t := range packet.Types {
 		if v := s.OutByType[t]; v != 0 {
-			counter("messages_sent_total", "Messages sent by type.", v, [2]string{"type", t.String()})
+			counter("messages_sent_total", "Messages the engine emitted, by type (a datagram the network then refused is also in not_sent_total).", v, [2]string{"type", t.String()})
 		}
 	}
 	for d := range broker.NumDrops {
